@@ -1,0 +1,53 @@
+# bsr: two commands set everything up.
+#   make test   create the environment if needed, install bsr, lint, run the tests
+#   make demo   same set-up, then the main job on the embedded default data
+#   make lab    open JupyterLab on the course notebooks
+#
+# The environment is the active conda env (not base) if there is one, else ./.venv.
+
+PYTHON ?= python3
+# torch is installed first so that a normal PyPI build is chosen on your machine
+# (CUDA where present); override with e.g. `make test TORCH=torch`.
+TORCH ?= torch==2.13.0
+
+ifneq ($(and $(CONDA_PREFIX),$(filter-out base,$(CONDA_DEFAULT_ENV))),)
+ENV := $(CONDA_PREFIX)
+else
+ENV := .venv
+endif
+BIN := $(ENV)/bin
+PY := $(BIN)/python
+STAMP := $(ENV)/.bsr-installed
+export PATH := $(abspath $(BIN)):$(PATH)
+
+.PHONY: setup test lint format demo lab clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(ENV)
+	$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install "$(TORCH)"
+	$(PY) -m pip install -e ".[dev]"
+	$(PY) -m bsr.ffmpeg $(BIN)
+	@touch $(STAMP)
+
+lint: $(STAMP)
+	$(PY) -m ruff check bsr tests
+	$(PY) -m ruff format --check bsr tests
+
+format: $(STAMP)
+	$(PY) -m ruff format bsr tests
+	$(PY) -m ruff check --fix bsr tests
+
+test: lint
+	$(PY) -m pytest
+
+demo: $(STAMP)
+	$(BIN)/bsr demo
+
+lab: $(STAMP)
+	$(PY) -c "import jupyterlab" 2>/dev/null || $(PY) -m pip install "jupyterlab>=4"
+	$(PY) -m jupyter lab notebooks/
+
+clean:
+	rm -rf .venv build *.egg-info .pytest_cache .ruff_cache

@@ -1,0 +1,34 @@
+"""bsr: learn music source separation by building BS-RoFormer step by step.
+
+The library mirrors the course, one concept per module:
+
+===================  =====================================================
+``bsr.stft``         waveform <-> complex spectrogram <-> real features
+``bsr.bands``        the band layouts (paper, custom, mel)
+``bsr.band_split``   per-band RMSNorm + Linear to width D
+``bsr.rope``         rotary position embeddings, from scratch
+``bsr.attention``    multi-head attention with RoPE (fused and explicit)
+``bsr.roformer``     the RoFormer block: time transformer, band transformer
+``bsr.mask_estimator`` per-band MLP + GLU -> complex masks
+``bsr.model``        BSRoformer, assembled
+``bsr.loss``         waveform L1 + multi-resolution STFT L1
+``bsr.config``       typed configs and the shipped presets
+===================  =====================================================
+"""
+
+from bsr.config import Config, ModelConfig, TrainConfig, list_presets, load_config
+from bsr.errors import BsrError
+from bsr.model import BSRoformer, count_parameters
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "BSRoformer",
+    "BsrError",
+    "Config",
+    "ModelConfig",
+    "TrainConfig",
+    "count_parameters",
+    "list_presets",
+    "load_config",
+]

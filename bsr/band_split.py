@@ -1,0 +1,42 @@
+"""Step 3: the band split, from one long feature vector per frame to N band embeddings.
+
+Band ``b`` owns ``F_b`` bins; with ``C`` channels and (real, imag) parts its slice of the
+feature vector has ``2 * C * F_b`` numbers. Each band gets its own RMSNorm (bands differ
+wildly in loudness) and its own Linear layer to the common width D, so that the
+Transformer sees N tokens of equal size per frame:
+
+    (batch, T, sum_b 2*C*F_b)  ->  (batch, T, N, D)
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from bsr.norm import RMSNorm
+
+
+class BandProjection(nn.Module):
+    """One band: RMSNorm then Linear, ``(..., 2*C*F_b)`` -> ``(..., D)``."""
+
+    def __init__(self, dim_in: int, dim: int):
+        super().__init__()
+        self.norm = RMSNorm(dim_in)
+        self.linear = nn.Linear(dim_in, dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.linear(self.norm(x))
+
+
+class BandSplit(nn.Module):
+    """Per-band RMSNorm + Linear; ``feature_sizes[b] = 2 * C * F_b``."""
+
+    def __init__(self, feature_sizes: tuple[int, ...], dim: int):
+        super().__init__()
+        self.feature_sizes = tuple(feature_sizes)
+        self.bands = nn.ModuleList(BandProjection(size, dim) for size in self.feature_sizes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``(batch, T, sum(feature_sizes))`` -> ``(batch, T, N, D)``."""
+        pieces = x.split(self.feature_sizes, dim=-1)
+        return torch.stack([band(piece) for band, piece in zip(self.bands, pieces)], dim=-2)

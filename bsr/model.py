@@ -1,0 +1,138 @@
+"""BS-RoFormer, assembled: waveform in, one waveform per stem out.
+
+    audio (batch, C, samples)
+      -> STFT                        (batch, C, F, T) complex
+      -> real features               (batch, T, F*C*2), frequency-major
+      -> band split                  (batch, T, N, D)
+      -> L x RoFormer block          (batch, T, N, D)   time attention, then band attention
+      -> per-stem mask estimators    (batch, stems, T, sum_b 2*C*F_b)
+      -> complex masks               (batch, stems, C, F, T)
+      -> mask * mixture STFT, iSTFT  (batch, stems, C, samples)
+
+With the mel layout bands overlap: the features of a shared bin go to every band that
+holds it, and its mask is the average of the masks those bands predict.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from bsr.band_split import BandSplit
+from bsr.bands import BandLayout, make_layout
+from bsr.config import ModelConfig
+from bsr.mask_estimator import MaskEstimator
+from bsr.norm import RMSNorm
+from bsr.roformer import RoFormerBlock
+from bsr.rope import RotaryEmbedding
+from bsr.stft import STFT, complex_to_features, features_to_complex
+
+
+def band_feature_index(layout: BandLayout, channels: int) -> list[int]:
+    """Positions in the frame's feature vector that each band reads, concatenated.
+
+    Bin ``f`` of channel ``c`` has features ``2*(C*f + c)`` (real) and ``+1`` (imag).
+    For a non-overlapping layout this is simply ``0, 1, ..., 2*C*F - 1``.
+    """
+    index = [
+        2 * (channels * f + c) + part
+        for band in layout.bins
+        for f in band
+        for c in range(channels)
+        for part in (0, 1)
+    ]
+    return index
+
+
+class BSRoformer(nn.Module):
+    """Band-Split RoPE Transformer for music source separation.
+
+    ``forward(audio)``: ``(batch, channels, samples)`` -> ``(batch, stems, channels, samples)``.
+    """
+
+    def __init__(self, config: ModelConfig | None = None):
+        super().__init__()
+        self.config = cfg = (config or ModelConfig()).validate()
+        self.stems = list(cfg.stems)
+        self.channels = cfg.channels
+        self.stft = STFT(cfg.n_fft, cfg.hop_length, cfg.win_length)
+        self.layout = make_layout(cfg.bands, cfg.sample_rate, cfg.n_fft, cfg.num_mel_bands)
+        feature_sizes = tuple(2 * cfg.channels * size for size in self.layout.sizes)
+
+        index = band_feature_index(self.layout, cfg.channels)
+        self.gathers = index != list(range(len(index)))  # False for the paper layout
+        index = torch.tensor(index, dtype=torch.long)
+        self.register_buffer("feature_index", index, persistent=False)
+        # How many bands cover each (bin, channel) feature pair, to average shared masks.
+        counts = torch.zeros(self.stft.n_bins * cfg.channels * 2).index_add_(
+            0, index, torch.ones(len(index))
+        )
+        self.register_buffer("feature_counts", counts, persistent=False)
+
+        self.band_split = BandSplit(feature_sizes, cfg.dim)
+        self.time_rope = RotaryEmbedding(cfg.head_dim, cfg.rope_theta)
+        self.band_rope = RotaryEmbedding(cfg.head_dim, cfg.rope_theta)
+        self.layers = nn.ModuleList(
+            RoFormerBlock(
+                cfg.time_transformer_depth,
+                cfg.band_transformer_depth,
+                dim=cfg.dim,
+                heads=cfg.heads,
+                dim_head=cfg.head_dim,
+                attn_dropout=cfg.attn_dropout,
+                ff_dropout=cfg.ff_dropout,
+                ff_mult=cfg.ff_mult,
+                gates=cfg.gates,
+            )
+            for _ in range(cfg.depth)
+        )
+        self.final_norm = RMSNorm(cfg.dim) if cfg.mask_norm == "final" else nn.Identity()
+        self.mask_estimators = nn.ModuleList(
+            MaskEstimator(
+                cfg.dim,
+                feature_sizes,
+                depth=cfg.mask_estimator_depth,
+                expansion=cfg.mlp_expansion_factor,
+                norm=cfg.mask_norm == "per_band",
+            )
+            for _ in self.stems
+        )
+        self.use_rope = True  # switch off to see what attention does without positions
+
+    # -- the three stages ------------------------------------------------------------
+
+    def estimate_masks(self, spec: torch.Tensor) -> torch.Tensor:
+        """Mixture STFT ``(batch, C, F, T)`` -> complex masks ``(batch, stems, C, F, T)``."""
+        features = complex_to_features(spec)  # (batch, T, F*C*2)
+        if self.gathers:
+            features = features[..., self.feature_index]
+        x = self.band_split(features)  # (batch, T, N, D)
+        time_rope = self.time_rope if self.use_rope else None
+        band_rope = self.band_rope if self.use_rope else None
+        for block in self.layers:
+            x = block(x, time_rope, band_rope)
+        x = self.final_norm(x)
+        masks = []
+        for estimator in self.mask_estimators:
+            mask = estimator(x)  # (batch, T, sum_b 2*C*F_b)
+            if self.gathers:  # scatter band outputs back to bins, averaging overlaps
+                full = mask.new_zeros(*mask.shape[:-1], self.feature_counts.numel())
+                mask = full.index_add(-1, self.feature_index, mask) / self.feature_counts
+            masks.append(features_to_complex(mask, self.channels))
+        return torch.stack(masks, dim=1)
+
+    def apply_masks(self, spec: torch.Tensor, masks: torch.Tensor, length: int) -> torch.Tensor:
+        """Complex product with the mixture, then iSTFT: -> ``(batch, stems, C, length)``."""
+        return self.stft.inverse(masks * spec.unsqueeze(1), length)
+
+    def forward(self, audio: torch.Tensor) -> torch.Tensor:
+        if audio.dim() != 3 or audio.shape[1] != self.channels:
+            expected = f"(batch, {self.channels}, samples)"
+            raise ValueError(f"expected audio of shape {expected}, got {tuple(audio.shape)}")
+        spec = self.stft(audio)
+        return self.apply_masks(spec, self.estimate_masks(spec), audio.shape[-1])
+
+
+def count_parameters(model: nn.Module) -> int:
+    """Number of trainable parameters."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)

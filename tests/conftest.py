@@ -1,0 +1,24 @@
+"""Shared fixtures: seeded randomness and the optional ../shared data folder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"
+
+
+@pytest.fixture(autouse=True)
+def _seed():
+    torch.manual_seed(0)
+
+
+@pytest.fixture
+def shared_dir() -> Path:
+    """The team's ../shared folder; tests using it skip on a user's clone without it."""
+    if not SHARED.is_dir():
+        pytest.skip(f"{SHARED} is absent (only the project's own machines have it)")
+    return SHARED
