@@ -1,0 +1,1 @@
+"""Datasets: MUSDB18(HQ) access, real example songs, and the training sampler."""
