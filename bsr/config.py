@@ -131,13 +131,24 @@ class TrainConfig:
     p_silence: float = 0.1  # chance a stem is silenced
     min_db: float = -50.0  # skip training chunks quieter than this
     seed: int = 0
+    validate_every: int = 500  # steps between validation passes (uSDR on fixed chunks)
+    valid_seconds: float = 6.0  # length of each validation chunk
+    checkpoint_every: int = 500  # steps between checkpoints
+    num_workers: int = 0  # DataLoader worker processes
 
     def validate(self) -> TrainConfig:
         def need(ok: bool, key: str, message: str) -> None:
             if not ok:
                 raise BsrError(f"train.{key}: {message}")
 
-        for key in ("steps", "batch_size", "lr_decay_every", "grad_accum"):
+        for key in (
+            "steps",
+            "batch_size",
+            "lr_decay_every",
+            "grad_accum",
+            "validate_every",
+            "checkpoint_every",
+        ):
             need(getattr(self, key) >= 1, key, f"must be at least 1, got {getattr(self, key)}")
         need(self.segment_seconds > 0, "segment_seconds", "must be positive")
         need(self.lr > 0, "lr", "must be positive")
@@ -152,6 +163,8 @@ class TrainConfig:
         )
         need(0 <= self.p_silence <= 1, "p_silence", "must be in [0, 1]")
         need(self.gain_db >= 0, "gain_db", "must be 0 or more")
+        need(self.valid_seconds > 0, "valid_seconds", "must be positive")
+        need(self.num_workers >= 0, "num_workers", "must be 0 or more")
         return self
 
 

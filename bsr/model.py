@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import torch
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
 from bsr.band_split import BandSplit
 from bsr.bands import BandLayout, make_layout
@@ -98,6 +99,9 @@ class BSRoformer(nn.Module):
             for _ in self.stems
         )
         self.use_rope = True  # switch off to see what attention does without positions
+        # Recompute each block's activations in the backward pass instead of storing them:
+        # less memory for more compute (the paper trains with it).
+        self.activation_checkpointing = False
 
     # -- the three stages ------------------------------------------------------------
 
@@ -110,7 +114,10 @@ class BSRoformer(nn.Module):
         time_rope = self.time_rope if self.use_rope else None
         band_rope = self.band_rope if self.use_rope else None
         for block in self.layers:
-            x = block(x, time_rope, band_rope)
+            if self.activation_checkpointing and self.training:
+                x = checkpoint(block, x, time_rope, band_rope, use_reentrant=False)
+            else:
+                x = block(x, time_rope, band_rope)
         x = self.final_norm(x)
         masks = []
         for estimator in self.mask_estimators:

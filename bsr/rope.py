@@ -39,8 +39,10 @@ class RotaryEmbedding(nn.Module):
         """Cached ``cos`` and ``sin`` of :meth:`angles`, each ``(seq_len, dim_head // 2)``."""
         device = self.inv_freq.device
         if self._cache is None or self._cache[0] != seq_len or self._cache[1] != device:
-            angles = self.angles(seq_len)
-            self._cache = (seq_len, device, angles.cos(), angles.sin())
+            # A table made under inference_mode could not be used in training later.
+            with torch.inference_mode(False), torch.no_grad():
+                angles = self.angles(seq_len)
+                self._cache = (seq_len, device, angles.cos(), angles.sin())
         return self._cache[2], self._cache[3]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
