@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from bsr.norm import RMSNorm
+from bsr.stacked import equal_runs, stacked_linear, stacked_rms_norm
 
 
 class BandProjection(nn.Module):
@@ -29,14 +30,34 @@ class BandProjection(nn.Module):
 
 
 class BandSplit(nn.Module):
-    """Per-band RMSNorm + Linear; ``feature_sizes[b] = 2 * C * F_b``."""
+    """Per-band RMSNorm + Linear; ``feature_sizes[b] = 2 * C * F_b``.
+
+    ``forward_per_band`` is the textbook loop over bands; ``forward`` computes the same
+    thing with equal-width bands batched together (see :mod:`bsr.stacked`) unless
+    ``batched`` is switched off.
+    """
 
     def __init__(self, feature_sizes: tuple[int, ...], dim: int):
         super().__init__()
         self.feature_sizes = tuple(feature_sizes)
         self.bands = nn.ModuleList(BandProjection(size, dim) for size in self.feature_sizes)
+        self.runs = equal_runs(self.feature_sizes)
+        self.batched = True
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """``(batch, T, sum(feature_sizes))`` -> ``(batch, T, N, D)``."""
+    def forward_per_band(self, x: torch.Tensor) -> torch.Tensor:
+        """``(batch, T, sum(feature_sizes))`` -> ``(batch, T, N, D)``, one band at a time."""
         pieces = x.split(self.feature_sizes, dim=-1)
         return torch.stack([band(piece) for band, piece in zip(self.bands, pieces)], dim=-2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.batched:
+            return self.forward_per_band(x)
+        outs, start = [], 0
+        for first, count, size in self.runs:
+            # A run of `count` bands of equal width is a contiguous (count * size) slice.
+            piece = x[..., start : start + count * size].unflatten(-1, (count, size))
+            bands = self.bands[first : first + count]
+            piece = stacked_rms_norm(piece, [band.norm for band in bands])
+            outs.append(stacked_linear(piece, [band.linear for band in bands]))
+            start += count * size
+        return torch.cat(outs, dim=-2)

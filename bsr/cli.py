@@ -1,13 +1,15 @@
 """The ``bsr`` command: a thin face over the Python API.
 
-Every subcommand is a function ``cmd_NAME(args)``. A :class:`bsr.errors.BsrError` (a
-user mistake) is printed as one line, ``bsr: error: ...``, with exit status 2.
+Every subcommand is a function ``cmd_NAME(args)`` that calls the library. A
+:class:`bsr.errors.BsrError` (a user mistake) is printed as one line, ``bsr: error: ...``,
+with exit status 2; so is a file the operating system refuses to read or write.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from bsr import __version__
 from bsr.errors import BsrError
@@ -52,6 +54,112 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_data_synth(args: argparse.Namespace) -> int:
+    from bsr.data.synth import write_practice_set
+
+    root = write_practice_set(args.out, args.songs, args.seconds, args.seed, force=args.force)
+    print(f"practice set: {args.songs} songs of {args.seconds:g} s in {root}")
+    return 0
+
+
+def cmd_data_example(args: argparse.Namespace) -> int:
+    from bsr.data.examples import write_examples
+
+    for folder in write_examples(args.out, shared=args.shared):
+        print(folder)
+    return 0
+
+
+def cmd_data_download(args: argparse.Namespace) -> int:
+    from bsr.data.examples import download_previews
+
+    print(f"MUSDB18 7-second previews in {download_previews(args.out)}")
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from bsr.train import train
+
+    run = train(
+        args.config,
+        args.data,
+        args.out,
+        resume=args.resume,
+        device=args.device,
+        steps=args.steps,
+        compile=args.compile,
+        activation_checkpointing=args.checkpointing,
+        max_seconds=args.max_minutes * 60 if args.max_minutes else None,
+    )
+    print(f"trained {run.step} steps: {Path(args.out) / 'model.pt'}")
+    return 0
+
+
+def cmd_separate(args: argparse.Namespace) -> int:
+    from bsr.checkpoint import load_model
+    from bsr.separate import separate_files
+
+    model = load_model(args.checkpoint, config=args.config, device=args.device)
+    written = separate_files(
+        args.files,
+        model,
+        args.out,
+        force=args.force,
+        window_seconds=args.window,
+        hop_seconds=args.hop,
+        window=args.window_shape,
+        batch_size=args.batch_size,
+        progress=True,
+    )
+    print(f"wrote {len(written)} files to {args.out}")
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from bsr.evaluate import evaluate_baselines, evaluate_folder, format_table
+
+    if args.estimates is None:
+        results = evaluate_baselines(
+            args.data, args.subset, kinds=args.baselines or ("mixture", "irm"),
+            workers=args.workers, out_dir=args.out,
+        )  # fmt: skip
+    else:
+        results = evaluate_folder(
+            args.estimates, args.data, args.subset, workers=args.workers,
+            out_dir=args.out, baselines=args.baselines or (),
+        )  # fmt: skip
+    print(format_table(results))
+    return 0
+
+
+def cmd_pretrained_list(args: argparse.Namespace) -> int:
+    from bsr.pretrained import list_entries
+
+    print(list_entries())
+    return 0
+
+
+def cmd_pretrained_download(args: argparse.Namespace) -> int:
+    import warnings
+
+    from bsr.pretrained import UnverifiedDownload, download
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", UnverifiedDownload)
+        path = download(args.name, timeout=args.timeout, require_checksum=args.require_checksum)
+    for warning in caught:
+        print(f"bsr: warning: {warning.message}", file=sys.stderr)
+    print(path)
+    return 0
+
+
+def cmd_plot(args: argparse.Namespace) -> int:
+    from bsr.plots import plot_run
+
+    print(plot_run(args.run_dir))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="bsr", description="Learn music source separation by building BS-RoFormer."
@@ -60,15 +168,85 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
 
-    info = sub.add_parser("info", help="show a preset's config and parameter count")
-    info.add_argument("preset", help="preset name (e.g. paper-l6) or path to a YAML config")
-    info.set_defaults(func=cmd_info)
+    p = sub.add_parser("info", help="show a preset's config and parameter count")
+    p.add_argument("preset", help="preset name (e.g. paper-l6) or path to a YAML config")
+    p.set_defaults(func=cmd_info)
 
-    doctor = sub.add_parser("doctor", help="check that ffmpeg, torch and the device are usable")
-    doctor.set_defaults(func=cmd_doctor)
+    p = sub.add_parser("doctor", help="check that ffmpeg, torch and the device are usable")
+    p.set_defaults(func=cmd_doctor)
 
-    demo = sub.add_parser("demo", help="run the main job on the embedded data")
-    demo.set_defaults(func=cmd_demo)
+    p = sub.add_parser("demo", help="train, separate and evaluate on the embedded data")
+    p.set_defaults(func=cmd_demo)
+
+    data = sub.add_parser("data", help="make or fetch data").add_subparsers(
+        dest="data_command", metavar="ACTION", required=True
+    )
+    p = data.add_parser("synth", help="write a generated practice set (MUSDB18HQ layout)")
+    p.add_argument("--out", required=True, type=Path)
+    p.add_argument("--songs", type=int, default=6)
+    p.add_argument("--seconds", type=float, default=20.0)
+    p.add_argument("--seed", type=int, default=7)
+    p.add_argument("--force", action="store_true", help="write into a folder that has other files")
+    p.set_defaults(func=cmd_data_synth)
+    p = data.add_parser("example", help="write the real MUSDB18 example excerpts as wav")
+    p.add_argument("--out", required=True, type=Path)
+    p.add_argument(
+        "--shared", type=Path, default=None, help="folder holding data/musdb18-7s-sample"
+    )
+    p.set_defaults(func=cmd_data_example)
+    p = data.add_parser("download", help="download a data set (needs network access)")
+    p.add_argument("name", choices=["musdb18-7s"])
+    p.add_argument("--out", type=Path, default=Path("data/musdb18-7s"))
+    p.set_defaults(func=cmd_data_download)
+
+    p = sub.add_parser("train", help="train a model")
+    p.add_argument("--config", required=True, help="preset name or YAML file")
+    p.add_argument("--data", required=True, type=Path, help="MUSDB18HQ-layout folder")
+    p.add_argument("--out", required=True, type=Path, help="run folder")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out")
+    p.add_argument("--steps", type=int, default=None, help="override train.steps")
+    p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: GPU if present)")
+    p.add_argument("--compile", action="store_true", help="torch.compile the model")
+    p.add_argument("--checkpointing", action="store_true", help="activation checkpointing")
+    p.add_argument("--max-minutes", type=float, default=None, help="stop after this long")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("separate", help="separate audio files into stems")
+    p.add_argument("files", nargs="+", type=Path)
+    p.add_argument("--checkpoint", required=True, type=Path)
+    p.add_argument("--config", default=None, help="YAML config (needed for community checkpoints)")
+    p.add_argument("--out", required=True, type=Path)
+    p.add_argument("--force", action="store_true", help="overwrite existing stem files")
+    p.add_argument("--window", type=float, default=8.0, help="window length in seconds")
+    p.add_argument("--hop", type=float, default=4.0, help="seconds between windows")
+    p.add_argument("--window-shape", default="hann", choices=["hann", "triangle", "rectangle"])
+    p.add_argument("--batch-size", type=int, default=4, help="windows per forward pass")
+    p.add_argument("--device", default=None)
+    p.set_defaults(func=cmd_separate)
+
+    p = sub.add_parser("evaluate", help="museval cSDR and uSDR of separated stems")
+    p.add_argument("--estimates", type=Path, default=None, help="omit to score baselines only")
+    p.add_argument("--data", required=True, type=Path, help="MUSDB18HQ-layout reference folder")
+    p.add_argument("--subset", default="test")
+    p.add_argument("--baselines", nargs="*", default=None, help="mixture constant_gain irm cirm")
+    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--out", type=Path, default=None, help="write JSON, results.md and .csv here")
+    p.set_defaults(func=cmd_evaluate)
+
+    pretrained = sub.add_parser("pretrained", help="list or download pretrained weights")
+    actions = pretrained.add_subparsers(dest="pretrained_command", metavar="ACTION", required=True)
+    p = actions.add_parser("list", help="the registry of known checkpoints")
+    p.set_defaults(func=cmd_pretrained_list)
+    p = actions.add_parser("download", help="download and verify one checkpoint into the cache")
+    p.add_argument("name")
+    p.add_argument("--timeout", type=float, default=30.0, help="seconds before giving up")
+    p.add_argument("--require-checksum", action="store_true",
+                   help="refuse files without a published sha256")  # fmt: skip
+    p.set_defaults(func=cmd_pretrained_download)
+
+    p = sub.add_parser("plot", help="plot a run's loss and validation curves")
+    p.add_argument("run_dir", type=Path)
+    p.set_defaults(func=cmd_plot)
     return parser
 
 
@@ -79,6 +257,10 @@ def main(argv: list[str] | None = None) -> int:
         return args.func(args)
     except BsrError as error:
         print(f"bsr: error: {error}", file=sys.stderr)
+        return 2
+    except OSError as error:  # e.g. a read-only folder or a full disk
+        where = f" {error.filename}" if error.filename else ""
+        print(f"bsr: error:{where} {error.strerror or error}: check the path", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("bsr: interrupted", file=sys.stderr)

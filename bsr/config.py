@@ -131,6 +131,8 @@ class TrainConfig:
     p_silence: float = 0.1  # chance a stem is silenced
     min_db: float = -50.0  # skip training chunks quieter than this
     seed: int = 0
+    stft_loss_hop: int = 147  # hop of the multi-resolution STFT loss (paper: 147)
+    stft_loss_windows: list[int] = field(default_factory=lambda: [4096, 2048, 1024, 512, 256])
     validate_every: int = 500  # steps between validation passes (uSDR on fixed chunks)
     valid_seconds: float = 6.0  # length of each validation chunk
     checkpoint_every: int = 500  # steps between checkpoints
@@ -148,6 +150,7 @@ class TrainConfig:
             "grad_accum",
             "validate_every",
             "checkpoint_every",
+            "stft_loss_hop",
         ):
             need(getattr(self, key) >= 1, key, f"must be at least 1, got {getattr(self, key)}")
         need(self.segment_seconds > 0, "segment_seconds", "must be positive")
@@ -164,6 +167,11 @@ class TrainConfig:
         need(0 <= self.p_silence <= 1, "p_silence", "must be in [0, 1]")
         need(self.gain_db >= 0, "gain_db", "must be 0 or more")
         need(self.valid_seconds > 0, "valid_seconds", "must be positive")
+        need(
+            all(w >= 16 for w in self.stft_loss_windows),
+            "stft_loss_windows",
+            "list window sizes of at least 16 samples, or [] for the waveform loss alone",
+        )
         need(self.num_workers >= 0, "num_workers", "must be 0 or more")
         return self
 

@@ -14,9 +14,11 @@ last RoFormer block (``norm=False`` here, ``final_norm`` in the model).
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from bsr.norm import RMSNorm
+from bsr.stacked import equal_runs, stacked_linear, stacked_rms_norm
 
 
 def mlp(dim_in: int, dim_hidden: int, dim_out: int, depth: int) -> nn.Sequential:
@@ -58,7 +60,25 @@ class MaskEstimator(nn.Module):
         self.bands = nn.ModuleList(
             BandMask(dim, size, depth, expansion, norm) for size in feature_sizes
         )
+        self.runs = equal_runs(feature_sizes)
+        self.batched = True  # False: the per-band loop (same result, slower)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward_per_band(self, x: torch.Tensor) -> torch.Tensor:
+        """The textbook form: one head per band, in a loop."""
         per_band = x.unbind(dim=-2)
         return torch.cat([head(band) for head, band in zip(self.bands, per_band)], dim=-1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.batched:
+            return self.forward_per_band(x)
+        outs = []
+        for first, count, _ in self.runs:
+            heads = self.bands[first : first + count]
+            y = stacked_rms_norm(x[..., first : first + count, :], [h.norm for h in heads])
+            for i, layer in enumerate(heads[0].mlp):
+                if isinstance(layer, nn.Linear):
+                    y = stacked_linear(y, [h.mlp[i] for h in heads])
+                else:
+                    y = layer(y)  # Tanh: elementwise, the same for every band
+            outs.append(F.glu(y, dim=-1).flatten(-2))  # (..., count * 2*C*F_b)
+        return torch.cat(outs, dim=-1)

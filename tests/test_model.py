@@ -93,6 +93,7 @@ def test_mel_masks_of_shared_bins_are_averaged():
     """With overlapping bands, a bin's mask is the mean over the bands that hold it."""
     model = BSRoformer(tiny(bands="mel", num_mel_bands=10, stems=["a"], channels=1))
     estimator = model.mask_estimators[0]
+    estimator.batched = False  # the patched heads below live in the per-band loop
     # Make band b predict the constant mask value b + 1 (real part), 0 (imaginary).
 
     def constant(value: float, bins: int):

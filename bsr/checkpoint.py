@@ -1,0 +1,287 @@
+"""Model files: load a trained separator, save one, export it for the community tools.
+
+Two kinds of file load with :func:`load_model`:
+
+* a **bsr checkpoint**, written by :func:`save_model` (or by training): a dict
+  ``{"format": "bsr", "version": ..., "config": Config.to_dict(), "model": state_dict}``.
+  It carries its own config. Training's ``last.pt`` holds more (``ema``, ``optimizer``,
+  ...); loading always takes the ``model`` weights (in ``model.pt`` those *are* the EMA
+  weights).
+* a **community state dict** (lucidrains ``bs-roformer`` 0.3.x-0.4.1, ZFTurbo's
+  Music-Source-Separation-Training), plain or under ``"state_dict"`` / ``"model"``. Its
+  architecture is not stored in the file, so it needs the ZFTurbo YAML it was trained with.
+
+Everything goes through ``torch.load(..., weights_only=True)``: a model file is data, and
+must never run code. That is why bsr checkpoints store the config as plain dicts and lists.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from bsr.community import (
+    community_key,
+    config_from_zfturbo,
+    from_community_state_dict,
+    is_zfturbo_config,
+    read_yaml,
+    to_community_state_dict,
+    zfturbo_config,
+)
+from bsr.config import Config, ModelConfig, config_from_dict, load_config
+from bsr.errors import BsrError
+from bsr.model import BSRoformer
+
+MAX_LISTED = 8  # keys shown per category in a mismatch report
+
+# ---------------------------------------------------------------------------- reading
+
+
+def read_torch_file(path: str | Path) -> Any:
+    """``torch.load`` with ``weights_only=True``, turning every failure into one-line BsrError."""
+    path = Path(path)
+    if path.is_dir():
+        raise BsrError(f"{path} is a directory, not a checkpoint: give the .pt / .ckpt file in it")
+    if not path.is_file():
+        raise BsrError(f"checkpoint {path} not found: check the path")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # torch raises many types for damaged or foreign files
+        raise BsrError(
+            f"{path} is not a readable checkpoint ({_reason(error)}): give a model file "
+            "saved by bsr or a state dict saved with torch.save(model.state_dict(), path)"
+        ) from None
+
+
+def _reason(error: Exception) -> str:
+    """A short reason for a failed torch.load (torch's own messages run to paragraphs)."""
+    if isinstance(error, (pickle.UnpicklingError, KeyError)):
+        # weights_only refuses arbitrary pickles (a whole pickled model); text and random
+        # bytes fail in the unpickler too.
+        return "not a torch file, or one that pickles Python objects instead of tensors"
+    if isinstance(error, EOFError):
+        return "the file is empty or cut short"
+    first = str(error).strip().splitlines()[0] if str(error).strip() else ""
+    first = first.split(". ")[0][:80]
+    return f"{type(error).__name__}: {first}" if first else type(error).__name__
+
+
+def _is_state_dict(obj: Any) -> bool:
+    """A non-empty mapping of names to tensors."""
+    return (
+        isinstance(obj, dict)
+        and len(obj) > 0
+        and all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in obj.items())
+    )
+
+
+def _community_weights(payload: Any, path: Path) -> dict[str, torch.Tensor]:
+    """The state dict in a community file: the payload itself or its state_dict / model."""
+    if isinstance(payload, dict):
+        for candidate in (payload, payload.get("state_dict"), payload.get("model")):
+            if _is_state_dict(candidate):
+                return candidate
+    raise BsrError(
+        f"{path} holds no state dict (a mapping of parameter names to tensors): give a "
+        "bsr checkpoint or a BS-RoFormer state dict"
+    )
+
+
+def resolve_config(spec: str | Path | ModelConfig | Config) -> ModelConfig:
+    """A ModelConfig from a ModelConfig, a Config, a ZFTurbo or bsr YAML, or a preset name."""
+    if isinstance(spec, ModelConfig):
+        return spec.validate()
+    if isinstance(spec, Config):
+        return spec.model.validate()
+    if Path(spec).is_file():
+        data = read_yaml(spec)
+        if is_zfturbo_config(data):
+            return config_from_zfturbo(data)
+    return load_config(spec).model  # bsr YAML or preset, with its own error messages
+
+
+def _stored_config(payload: dict, path: Path) -> ModelConfig:
+    """The model config a bsr checkpoint carries (only its ``model`` section matters here)."""
+    stored = payload.get("config")
+    if not isinstance(stored, dict) or not isinstance(stored.get("model"), dict):
+        raise BsrError(f"{path} is a bsr checkpoint without its config: re-save it with bsr")
+    try:
+        return config_from_dict({"model": dict(stored["model"])}).model
+    except BsrError as error:
+        raise BsrError(f"{path} stores an invalid config ({error}): re-save it with bsr") from None
+
+
+# ---------------------------------------------------------------------------- fitting
+
+
+def _shape(tensor: torch.Tensor) -> str:
+    return "(" + ", ".join(str(n) for n in tensor.shape) + ")"
+
+
+def _listed(label: str, lines: list[str]) -> list[str]:
+    """At most MAX_LISTED lines of one category, then a count of the rest."""
+    shown = [f"  {label}: {line}" for line in lines[:MAX_LISTED]]
+    if len(lines) > MAX_LISTED:
+        shown.append(f"  ... and {len(lines) - MAX_LISTED} more {label}")
+    return shown
+
+
+def load_weights(model: torch.nn.Module, state: dict, source: str, name=lambda key: key) -> None:
+    """``model.load_state_dict(state)``, or a BsrError listing every key that does not fit.
+
+    ``name`` maps a bsr key to the name the user's file uses, for the report.
+    """
+    expected = model.state_dict()
+    wrong = [k for k in expected if k in state and state[k].shape != expected[k].shape]
+    missing = [k for k in expected if k not in state]
+    unexpected = [k for k in state if k not in expected]
+    if wrong or missing or unexpected:
+        lines = [
+            f"{source} does not fit the model config ({len(wrong)} wrong shape, "
+            f"{len(missing)} missing, {len(unexpected)} unexpected): pass the config the "
+            "checkpoint was trained with"
+        ]
+        lines += _listed(
+            "wrong shape",
+            [
+                f"{name(k)}: checkpoint {_shape(state[k])} vs model {_shape(expected[k])}"
+                for k in wrong
+            ],
+        )
+        lines += _listed("missing", [f"{name(k)} {_shape(expected[k])}" for k in missing])
+        lines += _listed("unexpected", [f"{name(k)} {_shape(state[k])}" for k in unexpected])
+        raise BsrError("\n".join(lines))
+    model.load_state_dict(state)
+
+
+def _from_bsr_checkpoint(payload: dict, path: Path) -> BSRoformer:
+    """A model built from the config a bsr checkpoint stores, with its ``model`` weights."""
+    model = BSRoformer(_stored_config(payload, path))
+    state = payload.get("model")
+    if not _is_state_dict(state):
+        raise BsrError(f"{path} is a bsr checkpoint without 'model' weights: re-save it")
+    load_weights(model, state, str(path))
+    return model
+
+
+def _from_state_dict(payload: Any, path: Path, config) -> BSRoformer:
+    """A model from a bare state dict: community names, or bsr's own, plus a config."""
+    weights = _community_weights(payload, path)
+    # torch.save(model.state_dict()) of a bsr model has bsr's names: load it as is.
+    own_names = any(k.startswith("band_split.bands.") for k in weights)
+    if config is None:
+        kind = "bare bsr state dict" if own_names else "community BS-RoFormer checkpoint"
+        raise BsrError(f"{path} is a {kind} and needs its YAML config: pass --config X.yaml")
+    model = BSRoformer(resolve_config(config))
+    if own_names:
+        load_weights(model, weights, str(path))
+    else:
+        state = from_community_state_dict(weights, model.config)
+        load_weights(model, state, str(path), name=lambda k: community_key(k) or k)
+    return model
+
+
+def load_model(
+    path: str | Path,
+    config: str | Path | ModelConfig | Config | None = None,
+    device: str | torch.device = "cpu",
+) -> BSRoformer:
+    """A ready-to-run separator (eval mode, on ``device``) from a bsr or community file.
+
+    ``config`` is needed only for bare state dicts (community ones above all): a ZFTurbo
+    or bsr YAML path, a preset name, or a ModelConfig / Config. A bsr checkpoint carries
+    its own config and ignores this argument.
+    """
+    path = Path(path)
+    payload = read_torch_file(path)
+    fmt = payload.get("format") if isinstance(payload, dict) else None
+    if fmt == "bsr":
+        model = _from_bsr_checkpoint(payload, path)
+    elif isinstance(fmt, str):
+        raise BsrError(f"{path} has unknown format {fmt!r}: give a bsr or community checkpoint")
+    else:
+        model = _from_state_dict(payload, path, config)
+    return model.to(device).eval()
+
+
+# ---------------------------------------------------------------------------- writing
+
+
+def atomic_save(obj: Any, path: str | Path) -> None:
+    """``torch.save`` to a temporary file in the same folder, then rename over ``path``.
+
+    A rename within one file system is atomic: a crash leaves the old file or the new
+    one, never half of one.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(obj, f)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def unwrap(model: torch.nn.Module) -> BSRoformer:
+    """The BSRoformer inside ``torch.compile`` / DistributedDataParallel wrappers."""
+    while not isinstance(model, BSRoformer):
+        inner = getattr(model, "_orig_mod", None) or getattr(model, "module", None)
+        if inner is None:
+            raise TypeError(f"expected a BSRoformer, got {type(model).__name__}")
+        model = inner
+    return model
+
+
+def checkpoint_dict(model: torch.nn.Module, config: Config | ModelConfig | None = None) -> dict:
+    """The bsr checkpoint payload: format, version, config (plain types), CPU weights."""
+    from bsr import __version__  # late: bsr/__init__ may import this module
+
+    model = unwrap(model)
+    if config is None:
+        config = Config(model=model.config)
+    elif isinstance(config, ModelConfig):
+        config = Config(model=config)
+    if config.model != model.config:
+        raise ValueError("config.model differs from the model's own config")
+    return {
+        "format": "bsr",
+        "version": __version__,
+        "config": config.to_dict(),
+        "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+    }
+
+
+def save_model(
+    model: torch.nn.Module,
+    path: str | Path,
+    config: Config | ModelConfig | None = None,
+    extra: dict | None = None,
+) -> None:
+    """Write a bsr checkpoint that :func:`load_model` reads back.
+
+    ``config`` defaults to the model's own (with default training settings); ``extra``
+    adds entries (e.g. ``step``), which must be plain types or tensors.
+    """
+    atomic_save({**checkpoint_dict(model, config), **(extra or {})}, path)
+
+
+def export_community(
+    model: torch.nn.Module, path: str | Path, yaml_path: str | Path | None = None
+) -> None:
+    """Write the weights in the community layout (and, if asked, the matching ZFTurbo YAML)."""
+    import yaml
+
+    model = unwrap(model)
+    atomic_save(to_community_state_dict(model), path)
+    if yaml_path is not None:
+        text = yaml.safe_dump(zfturbo_config(model.config), sort_keys=False)
+        Path(yaml_path).write_text(text)

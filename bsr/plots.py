@@ -1,0 +1,87 @@
+"""Static figures for runs and reports (matplotlib, no display needed).
+
+* :func:`plot_run`: training loss and validation uSDR against steps, from a run's
+  ``metrics.jsonl`` (``bsr plot RUN_DIR``).
+* :func:`plot_spectrograms`: mixture, estimate and reference of one stem, side by side.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from bsr.errors import BsrError
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only: works on servers and in CI
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def read_metrics(run_dir: str | Path) -> list[dict]:
+    """The records of ``RUN_DIR/metrics.jsonl`` (a line cut off by a kill is skipped)."""
+    path = Path(run_dir) / "metrics.jsonl"
+    if not path.is_file():
+        raise BsrError(f"{path} not found: give a run folder written by `bsr train`")
+    records = []
+    for line in path.read_text().splitlines():
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return records
+
+
+def plot_run(run_dir: str | Path, out: str | Path | None = None) -> Path:
+    """Loss and validation-uSDR curves of a run; writes and returns ``RUN_DIR/curves.png``."""
+    records = read_metrics(run_dir)
+    steps = [r for r in records if r.get("event") == "step"]
+    valid = [r for r in records if r.get("event") == "valid"]
+    if not steps:
+        raise BsrError(f"{run_dir} has no training steps logged yet: train first")
+    plt = _pyplot()
+    fig, (ax_loss, ax_sdr) = plt.subplots(1, 2, figsize=(11, 4))
+    x = [r["step"] for r in steps]
+    for key, label in (("loss", "total"), ("waveform_l1", "waveform L1"), ("stft_l1", "STFT L1")):
+        ax_loss.plot(x, [r[key] for r in steps], label=label, linewidth=1)
+    ax_loss.set(xlabel="step", ylabel="loss", yscale="log", title="training loss")
+    ax_loss.legend()
+    if valid:
+        vx = [r["step"] for r in valid]
+        for stem in valid[0]["usdr"]:
+            ax_sdr.plot(vx, [r["usdr"][stem] for r in valid], marker="o", label=stem)
+        ax_sdr.plot(vx, [r["usdr_mean"] for r in valid], "k--", label="mean")
+        ax_sdr.legend()
+    ax_sdr.set(xlabel="step", ylabel="uSDR (dB)", title="validation uSDR (EMA weights)")
+    fig.tight_layout()
+    out = Path(out) if out else Path(run_dir) / "curves.png"
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out
+
+
+def plot_spectrograms(
+    signals: dict[str, np.ndarray], sample_rate: int, out: str | Path, title: str = ""
+) -> Path:
+    """Log-magnitude spectrograms of named ``(channels, samples)`` signals in one row."""
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, len(signals), figsize=(4 * len(signals), 3.2), sharey=True)
+    axes = np.atleast_1d(axes)
+    for ax, (name, audio) in zip(axes, signals.items()):
+        mono = np.asarray(audio, dtype=np.float32).reshape(-1, np.shape(audio)[-1]).mean(0)
+        ax.specgram(mono + 1e-9, NFFT=2048, Fs=sample_rate, noverlap=1536, cmap="magma",
+                    vmin=-120)  # fmt: skip
+        ax.set(title=name, xlabel="time (s)")
+    axes[0].set_ylabel("frequency (Hz)")
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(out, dpi=100)
+    plt.close(fig)
+    return Path(out)

@@ -1,0 +1,413 @@
+"""Training: the paper's recipe as one readable loop.
+
+    for every step:
+        stems   = a batch of random-mix chunks       (batch, 4, channels, samples)
+        mixture = stems.sum(1)                        (batch, channels, samples)
+        loss    = L1(wave) + multi-resolution STFT L1 of model(mixture) vs the target stems
+        AdamW step, learning rate x0.9 every N steps, EMA of the weights
+
+Around the loop: mixed precision (bf16 autocast where the GPU supports it, fp16 with a
+gradient scaler otherwise, fp32 on the CPU), optional activation checkpointing and
+torch.compile, DDP across processes launched by torchrun, atomic checkpoints that resume
+exactly, a JSONL metrics log, validation uSDR on fixed chunks, and a stop with a clear
+message when the loss stops being finite.
+
+Use it as ``bsr train --config small --data DIR --out RUN_DIR`` or :func:`train`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+from bsr import __version__
+from bsr.checkpoint import atomic_save, read_torch_file, save_model
+from bsr.config import Config, load_config
+from bsr.errors import BsrError
+from bsr.loss import separation_loss
+from bsr.model import BSRoformer
+
+DATA_STEMS = ("vocals", "drums", "bass", "other")  # the order the samplers deliver
+
+
+def target_index(stems: list[str]) -> list[list[int]]:
+    """For each model stem, which data stems sum to it (``accompaniment`` = the other three)."""
+    groups = []
+    for name in stems:
+        if name in DATA_STEMS:
+            groups.append([DATA_STEMS.index(name)])
+        elif name == "accompaniment":
+            groups.append([1, 2, 3])
+        else:
+            raise BsrError(
+                f"model stem {name!r} is not in the data: use {', '.join(DATA_STEMS)} "
+                "or accompaniment"
+            )
+    return groups
+
+
+def select_targets(batch: torch.Tensor, groups: list[list[int]]) -> torch.Tensor:
+    """``(batch, 4, C, L)`` data stems -> ``(batch, len(groups), C, L)`` model targets."""
+    return torch.stack([batch[:, g].sum(1) for g in groups], dim=1)
+
+
+def lr_factor(step: int, warmup_steps: int, decay: float, decay_every: int) -> float:
+    """Linear warm-up, then the paper's step decay: ``decay ** (step // decay_every)``."""
+    warm = min(1.0, (step + 1) / warmup_steps) if warmup_steps else 1.0
+    return warm * decay ** (step // decay_every)
+
+
+def pick_precision(setting: str, device: torch.device) -> str:
+    """Resolve ``auto``: bf16 on GPUs that support it, else fp16 on GPU, fp32 on CPU."""
+    if setting != "auto":
+        if setting != "fp32" and device.type != "cuda":
+            raise BsrError(f"train.precision={setting} needs a CUDA GPU: use fp32 or auto on CPU")
+        return setting
+    if device.type == "cuda":
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    return "fp32"
+
+
+class OffsetSampler(Sampler[int]):
+    """This rank's item indices, from batch ``start`` on.
+
+    Training item ``i`` is a pure function of ``(seed, i)``, so resuming at step ``s`` only
+    means starting at batch ``s * grad_accum``, and rank ``r`` of ``world`` ranks takes
+    items ``[(b * world + r) * batch, ... + batch)`` of global batch ``b``.
+    """
+
+    def __init__(self, batches: int, start: int, batch: int, rank: int = 0, world: int = 1):
+        self.batches, self.start, self.batch, self.rank, self.world = (
+            batches, start, batch, rank, world
+        )  # fmt: skip
+
+    def __iter__(self):
+        for b in range(self.start, self.batches):
+            first = (b * self.world + self.rank) * self.batch
+            yield from range(first, first + self.batch)
+
+    def __len__(self) -> int:
+        return (self.batches - self.start) * self.batch
+
+
+@dataclass
+class Run:
+    """Everything a training run holds, and what a checkpoint stores."""
+
+    config: Config
+    model: BSRoformer
+    ema: AveragedModel
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LambdaLR
+    scaler: torch.amp.GradScaler
+    step: int = 0
+
+    def state(self) -> dict:
+        rng = {"torch": torch.get_rng_state()}
+        if torch.cuda.is_available():
+            rng["cuda"] = torch.cuda.get_rng_state_all()
+        return {
+            "format": "bsr",
+            "version": __version__,
+            "config": self.config.to_dict(),
+            "step": self.step,
+            "model": self.model.state_dict(),
+            "ema": self.ema.module.state_dict(),
+            "ema_state": {"n_averaged": self.ema.n_averaged},
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "rng": rng,
+        }
+
+    def load(self, state: dict) -> None:
+        self.model.load_state_dict(state["model"])
+        self.ema.module.load_state_dict(state["ema"])
+        self.ema.n_averaged.copy_(state["ema_state"]["n_averaged"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.scaler.load_state_dict(state["scaler"])
+        self.step = int(state["step"])
+
+
+def restore_rng(state: dict) -> None:
+    """Put the random number generators back where the checkpoint left them."""
+    torch.set_rng_state(state["rng"]["torch"])
+    if "cuda" in state["rng"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["rng"]["cuda"])
+
+
+def build_run(config: Config, device: torch.device) -> Run:
+    """Model, EMA copy, AdamW, step-decay schedule and grad scaler for ``config``."""
+    torch.manual_seed(config.train.seed)
+    model = BSRoformer(config.model).to(device)
+    t = config.train
+    ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(t.ema_decay))
+    optimizer = torch.optim.AdamW(model.parameters(), lr=t.lr, weight_decay=t.weight_decay)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: lr_factor(step, t.warmup_steps, t.lr_decay, t.lr_decay_every)
+    )
+    scaler = torch.amp.GradScaler(
+        device.type, enabled=pick_precision(t.precision, device) == "fp16"
+    )
+    return Run(config, model, ema, optimizer, scheduler, scaler)
+
+
+def read_checkpoint(path: Path) -> dict:
+    """Load a bsr training checkpoint with a one-line error when it is not one."""
+    if not Path(path).is_file():
+        raise BsrError(f"checkpoint {path} not found: check the path, or start without --resume")
+    state = read_torch_file(path)
+    if not isinstance(state, dict) or state.get("format") != "bsr" or "optimizer" not in state:
+        raise BsrError(f"{path} is not a bsr training checkpoint: resume from RUN_DIR/last.pt")
+    return state
+
+
+class Logger:
+    """Appends one JSON object per line to ``RUN_DIR/metrics.jsonl`` (rank 0 only)."""
+
+    def __init__(self, path: Path | None):
+        self.path = path
+
+    def __call__(self, **record) -> None:
+        if self.path is not None:
+            with open(self.path, "a") as f:
+                f.write(json.dumps(record) + "\n")
+
+
+def distributed() -> tuple[int, int]:
+    """(rank, world size); joins the process group that torchrun describes in the env."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world > 1 and not dist.is_initialized():
+        backend = "nccl" if torch.cuda.is_available() else "gloo"
+        dist.init_process_group(backend)
+    if dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+@torch.no_grad()
+def validate(model: torch.nn.Module, data: Dataset, groups, stems, device) -> dict[str, float]:
+    """Mean uSDR per stem (dB) over the fixed validation chunks."""
+    from bsr.evaluate import usdr
+
+    model.eval()
+    scores: dict[str, list[float]] = {name: [] for name in stems}
+    for mixture, references in data:
+        estimate = model(mixture[None].to(device)).float().cpu()[0]  # (stems, C, L)
+        targets = select_targets(references[None], groups)[0]
+        for s, name in enumerate(stems):
+            scores[name].append(usdr(targets[s].T.numpy(), estimate[s].T.numpy()))
+    return {name: float(sum(v) / len(v)) for name, v in scores.items()}
+
+
+def open_datasets(data: str | Path, config: Config, total_items: int):
+    """Training and validation sets of a MUSDB18HQ-layout folder.
+
+    Real MUSDB18HQ: musdb's official split (14 of the train songs validate). A folder
+    without those songs (the practice set) validates on its ``test`` subset instead.
+    """
+    from bsr.data.musdb import validation_tracks
+    from bsr.data.sampler import TrainingSet, ValidationSet
+
+    t = config.train
+    train_dir = Path(data) / "train"
+    has_valid = train_dir.is_dir() and any((train_dir / n).is_dir() for n in validation_tracks())
+    training = TrainingSet(
+        data,
+        seconds=t.segment_seconds,
+        steps_per_epoch=total_items,
+        batch_size=1,
+        seed=t.seed,
+        split="train" if has_valid else None,
+        gain_db=t.gain_db,
+        p_silence=t.p_silence,
+        min_db=t.min_db,
+    )
+    if has_valid:
+        validation = ValidationSet(data, seconds=t.valid_seconds, subset="train", split="valid")
+    elif (Path(data) / "test").is_dir():
+        validation = ValidationSet(data, seconds=t.valid_seconds, subset="test", split=None)
+    else:
+        validation = None
+    return training, validation
+
+
+def train(
+    config: str | Path | Config,
+    data: str | Path,
+    out: str | Path,
+    *,
+    resume: bool = False,
+    device: str | torch.device | None = None,
+    steps: int | None = None,
+    compile: bool = False,
+    activation_checkpointing: bool = False,
+    progress: bool = True,
+    max_seconds: float | None = None,
+) -> Run:
+    """Train a BS-RoFormer on a MUSDB18HQ-layout folder; returns the finished :class:`Run`.
+
+    Writes ``out/last.pt`` (full training state, every ``checkpoint_every`` steps and at the
+    end), ``out/model.pt`` (EMA weights and config, for separation) and
+    ``out/metrics.jsonl``. ``resume=True`` continues from ``out/last.pt`` exactly.
+    ``max_seconds`` stops early (with a final validation and checkpoint) once training has
+    taken that long: a fixed time budget instead of a fixed number of steps.
+    """
+    config = load_config(config)
+    total = steps if steps is not None else config.train.steps
+    if total < 1:
+        raise BsrError(f"steps must be at least 1, got {total}")
+    rank, world = distributed()
+    if device is None:
+        device = f"cuda:{rank % torch.cuda.device_count()}" if torch.cuda.is_available() else "cpu"
+    device = torch.device(device)
+    out = Path(out)
+    last = out / "last.pt"
+    if rank == 0:
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+            probe = out / ".write-test"
+            probe.touch()
+            probe.unlink()
+        except OSError as error:
+            raise BsrError(
+                f"cannot write to {out} ({error.strerror}): choose another --out"
+            ) from None
+        if not resume and last.exists():
+            raise BsrError(
+                f"{out} already holds a run: pass --resume to continue it, or another --out"
+            )
+
+    t = config.train
+    precision = pick_precision(t.precision, device)
+    groups = target_index(config.model.stems)
+    run = build_run(config, device)
+    state = None
+    if resume:
+        state = read_checkpoint(last)
+        if state["config"]["model"] != config.to_dict()["model"]:
+            raise BsrError(
+                f"{last} was trained with another model config: resume with the same one"
+            )
+        run.load(state)
+    run.model.activation_checkpointing = activation_checkpointing
+    step_model = run.model
+    if world > 1:
+        step_model = torch.nn.parallel.DistributedDataParallel(
+            run.model, device_ids=[device.index] if device.type == "cuda" else None
+        )
+    forward = torch.compile(step_model) if compile else step_model
+
+    items_per_step = t.batch_size * t.grad_accum
+    training, validation = open_datasets(data, config, total * items_per_step * world)
+    sampler = OffsetSampler(
+        total * t.grad_accum, run.step * t.grad_accum, t.batch_size, rank, world
+    )
+    loader = DataLoader(
+        training,
+        batch_size=t.batch_size,
+        sampler=sampler,
+        num_workers=t.num_workers,
+        pin_memory=device.type == "cuda",
+        persistent_workers=t.num_workers > 0,
+    )
+    batches = iter(loader)  # (creating the iterator draws a seed from torch's RNG ...)
+    if state is not None:
+        restore_rng(state)  # (... so the checkpoint's RNG state is restored after it)
+    log = Logger(out / "metrics.jsonl" if rank == 0 else None)
+    autocast = (
+        torch.autocast(device.type, dtype=torch.bfloat16 if precision == "bf16" else torch.float16)
+        if precision != "fp32"
+        else contextlib.nullcontext()
+    )
+    seconds_per_item = training.chunk / training.rate
+    bar = None
+    if progress and rank == 0:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=total, initial=run.step, unit="step", dynamic_ncols=True)
+    if rank == 0 and run.step == 0:
+        log(event="start", config=config.to_dict(), precision=precision, world=world)
+
+    run.model.train()
+    tick = started = time.perf_counter()
+    while run.step < total:
+        parts_sum = {"loss": 0.0, "waveform_l1": 0.0, "stft_l1": 0.0}
+        for _ in range(t.grad_accum):
+            stems = next(batches).to(device, non_blocking=True)  # (batch, 4, C, L)
+            targets = select_targets(stems, groups)
+            with autocast:
+                estimate = forward(stems.sum(1))
+            loss, parts = separation_loss(
+                estimate, targets, hop_length=t.stft_loss_hop, windows=t.stft_loss_windows
+            )
+            if not math.isfinite(loss.item()):
+                kept = (
+                    f"the last good checkpoint is {last}" if last.exists() else "no checkpoint yet"
+                )
+                raise BsrError(
+                    f"the loss became {loss.item()} at step {run.step + 1}; training stopped and "
+                    f"{kept}: lower train.lr, set train.grad_clip, or use precision fp32"
+                )
+            run.scaler.scale(loss / t.grad_accum).backward()
+            parts_sum["loss"] += loss.item() / t.grad_accum
+            for key in ("waveform_l1", "stft_l1"):
+                parts_sum[key] += parts[key] / t.grad_accum
+        if t.grad_clip:
+            run.scaler.unscale_(run.optimizer)
+            torch.nn.utils.clip_grad_norm_(run.model.parameters(), t.grad_clip)
+        run.scaler.step(run.optimizer)
+        run.scaler.update()
+        run.optimizer.zero_grad(set_to_none=True)
+        run.scheduler.step()
+        run.ema.update_parameters(run.model)
+        run.step += 1
+
+        now = time.perf_counter()
+        steps_per_s = 1.0 / max(now - tick, 1e-9)
+        tick = now
+        audio_per_s = steps_per_s * items_per_step * world * seconds_per_item
+        lr = run.scheduler.get_last_lr()[0]
+        log(event="step", step=run.step, lr=lr, steps_per_s=steps_per_s,
+            audio_s_per_s=audio_per_s, **parts_sum)  # fmt: skip
+        if bar is not None:
+            bar.set_postfix(loss=f"{parts_sum['loss']:.4f}", audio=f"{audio_per_s:.1f}s/s")
+            bar.update(1)
+
+        out_of_time = max_seconds is not None and now - started >= max_seconds
+        if world > 1 and max_seconds is not None:  # every rank must stop at the same step
+            flag = torch.tensor(float(out_of_time), device=device)
+            dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+            out_of_time = bool(flag.item())
+        done = run.step == total or out_of_time
+        if rank == 0 and validation is not None and (run.step % t.validate_every == 0 or done):
+            scores = validate(run.ema.module, validation, groups, config.model.stems, device)
+            run.model.train()
+            log(
+                event="valid",
+                step=run.step,
+                usdr=scores,
+                usdr_mean=sum(scores.values()) / len(scores),
+            )
+        if rank == 0 and (run.step % t.checkpoint_every == 0 or done):
+            atomic_save(run.state(), last)
+        if done:
+            break
+    if bar is not None:
+        bar.close()
+    if rank == 0:
+        save_model(run.ema.module, out / "model.pt", config)  # EMA weights, for separation
+    if world > 1:
+        dist.barrier()
+    return run

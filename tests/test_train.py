@@ -1,0 +1,164 @@
+"""Training: runs, resumes exactly, stops on NaN, and agrees across DDP ranks."""
+
+import dataclasses
+import json
+import os
+import socket
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from bsr.config import load_config
+from bsr.errors import BsrError
+from bsr.train import OffsetSampler, lr_factor, read_checkpoint, train
+
+STEMS = ("vocals", "drums", "bass", "other")
+
+
+def write_song(folder, seconds, rate, seed):
+    """A MUSDB18HQ-layout song of decaying sines and noise bursts, different per stem."""
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True)
+    t = np.arange(int(seconds * rate)) / rate
+    stems = {}
+    for i, name in enumerate(STEMS):
+        tone = np.sin(2 * np.pi * rng.uniform(80, 2000) * t * (i + 1))
+        env = (np.sin(2 * np.pi * rng.uniform(0.5, 3) * t) > 0).astype(float)
+        noise = rng.standard_normal(t.size) * (0.05 if name == "drums" else 0.005)
+        mono = 0.2 * tone * env + noise
+        stems[name] = np.stack([mono, 0.8 * mono], axis=1).astype(np.float32)
+        sf.write(folder / f"{name}.wav", stems[name], rate, subtype="FLOAT")
+    sf.write(folder / "mixture.wav", sum(stems.values()), rate, subtype="FLOAT")
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    root = tmp_path_factory.mktemp("wavset")
+    for k in range(2):
+        write_song(root / "train" / f"song {k}", 3.0, 44100, k)
+    write_song(root / "test" / "held out", 2.0, 44100, 9)
+    return root
+
+
+def tiny_config(**train_overrides):
+    config = load_config("tiny")
+    model = dataclasses.replace(config.model, attn_dropout=0.1, ff_dropout=0.1)
+    defaults = dict(
+        segment_seconds=0.5,
+        batch_size=2,
+        valid_seconds=1.0,
+        validate_every=3,
+        checkpoint_every=1,
+        lr_decay_every=2,
+    )
+    defaults.update(train_overrides)
+    return dataclasses.replace(
+        config, model=model, train=dataclasses.replace(config.train, **defaults)
+    )
+
+
+def losses(run_dir):
+    records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    return {r["step"]: r["loss"] for r in records if r["event"] == "step"}
+
+
+def test_training_writes_checkpoints_logs_and_validation(dataset, tmp_path):
+    run = train(tiny_config(), dataset, tmp_path / "run", steps=3, progress=False)
+    assert run.step == 3
+    records = [
+        json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
+    ]
+    assert [r["step"] for r in records if r["event"] == "step"] == [1, 2, 3]
+    valid = [r for r in records if r["event"] == "valid"]
+    assert valid and set(valid[-1]["usdr"]) == set(STEMS)
+    state = read_checkpoint(tmp_path / "run" / "last.pt")
+    assert state["step"] == 3 and {
+        "model",
+        "ema",
+        "optimizer",
+        "scheduler",
+        "scaler",
+        "rng",
+    } <= set(state)
+    # lr decayed x0.9 every 2 steps
+    assert state["scheduler"]["_last_lr"][0] == pytest.approx(1e-3 * 0.9)
+    assert (tmp_path / "run" / "model.pt").is_file()
+
+
+def test_resume_continues_exactly(dataset, tmp_path):
+    config = tiny_config()
+    train(config, dataset, tmp_path / "whole", steps=4, progress=False)
+    train(config, dataset, tmp_path / "split", steps=2, progress=False)
+    with pytest.raises(BsrError, match="already holds a run"):
+        train(config, dataset, tmp_path / "split", steps=4, progress=False)
+    train(config, dataset, tmp_path / "split", steps=4, resume=True, progress=False)
+    whole, split = losses(tmp_path / "whole"), losses(tmp_path / "split")
+    assert list(split) == [1, 2, 3, 4]
+    assert split == whole  # bit-identical losses, dropout included
+    a = torch.load(tmp_path / "whole" / "last.pt", weights_only=True)["model"]
+    b = torch.load(tmp_path / "split" / "last.pt", weights_only=True)["model"]
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(dataset, tmp_path, monkeypatch):
+    import bsr.train as training
+
+    real = training.separation_loss
+    calls = {"n": 0}
+
+    def flaky(estimate, reference, **options):
+        calls["n"] += 1
+        loss, parts = real(estimate, reference, **options)
+        return (loss * float("nan") if calls["n"] == 3 else loss), parts
+
+    monkeypatch.setattr(training, "separation_loss", flaky)
+    with pytest.raises(BsrError, match="loss became nan at step 3.*last good checkpoint"):
+        train(tiny_config(), dataset, tmp_path / "run", steps=5, progress=False)
+    assert read_checkpoint(tmp_path / "run" / "last.pt")["step"] == 2
+
+
+def test_corrupt_checkpoint_is_one_line(tmp_path):
+    bad = tmp_path / "last.pt"
+    bad.write_bytes(b"not a checkpoint")
+    with pytest.raises(BsrError) as info:
+        read_checkpoint(bad)
+    assert "not a readable checkpoint" in str(info.value) and "\n" not in str(info.value)
+
+
+def test_schedule_and_sampler():
+    assert lr_factor(0, 0, 0.9, 10) == 1.0 and lr_factor(25, 0, 0.9, 10) == pytest.approx(0.81)
+    assert lr_factor(0, 4, 0.9, 10) == 0.25
+    ranks = [list(OffsetSampler(3, 1, 2, rank=r, world=2)) for r in (0, 1)]
+    assert ranks == [[4, 5, 8, 9], [6, 7, 10, 11]]  # disjoint, batch 0 skipped on resume
+
+
+def _ddp_worker(rank, world, port, data, out):
+    os.environ.update(
+        MASTER_ADDR="127.0.0.1",
+        MASTER_PORT=str(port),
+        RANK=str(rank),
+        WORLD_SIZE=str(world),
+        LOCAL_RANK=str(rank),
+    )
+    torch.set_num_threads(1)
+    run = train(tiny_config(validate_every=100), data, out, steps=2, progress=False)
+    torch.save(run.model.state_dict(), f"{out}/rank{rank}.pt")
+    torch.distributed.destroy_process_group()
+
+
+def test_ddp_ranks_hold_identical_weights(dataset, tmp_path):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    torch.multiprocessing.spawn(_ddp_worker, args=(2, port, str(dataset), str(tmp_path)), nprocs=2)
+    a = torch.load(tmp_path / "rank0.pt", weights_only=True)
+    b = torch.load(tmp_path / "rank1.pt", weights_only=True)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    initial = tiny_config().model
+    torch.manual_seed(0)
+    from bsr.model import BSRoformer
+
+    fresh = BSRoformer(initial).state_dict()
+    assert any(not torch.equal(a[k], fresh[k]) for k in a)  # and they did train
