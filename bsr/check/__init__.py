@@ -1,0 +1,98 @@
+"""Self-checks for the course's exercises: ``bsr.check.exercise("02.1", my_function)``.
+
+Each notebook exercise asks the learner to write a function; the cell after it calls
+``bsr.check.exercise(ID, function)``, which runs the function on fresh inputs, compares it
+with the library's own version (or a float64 reference, or a named property), and either
+prints a short "passed" line or raises :class:`CheckFailed` saying *what* is wrong: the
+shape, the values (and where they differ most), or the property that does not hold.
+
+Checks for notebook NN live in ``bsr/check/nbNN.py`` and register themselves with
+:func:`register`; :data:`EXERCISES` maps an exercise ID to its check.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from collections.abc import Callable
+
+import torch
+
+EXERCISES: dict[str, Callable] = {}
+
+
+class CheckFailed(AssertionError):
+    """An exercise's answer is wrong; the message says how."""
+
+
+def register(exercise_id: str):
+    """Decorator: make a check function the check of ``exercise_id`` (e.g. ``"02.1"``)."""
+
+    def wrap(check: Callable) -> Callable:
+        EXERCISES[exercise_id] = check
+        return check
+
+    return wrap
+
+
+def exercise(exercise_id: str, answer) -> None:
+    """Check the learner's ``answer`` to exercise ``exercise_id``; raise CheckFailed if wrong."""
+    _load_all()
+    if exercise_id not in EXERCISES:
+        known = ", ".join(sorted(EXERCISES))
+        raise KeyError(f"no exercise {exercise_id!r}: known exercises are {known}")
+    try:
+        EXERCISES[exercise_id](answer)
+    except NotImplementedError:
+        raise CheckFailed(
+            f"exercise {exercise_id} is not answered yet: replace `raise NotImplementedError` "
+            "with your code"
+        ) from None
+    print(f"exercise {exercise_id}: passed")
+
+
+def _load_all() -> None:
+    """Import every ``nbNN`` module so that its checks register."""
+    for module in pkgutil.iter_modules(__path__):
+        if module.name.startswith("nb"):
+            importlib.import_module(f"{__name__}.{module.name}")
+
+
+# -- helpers for writing checks ----------------------------------------------------------
+
+
+def expect_shape(value, shape: tuple, what: str) -> None:
+    """Fail unless ``value`` is a tensor/array of exactly ``shape``."""
+    got = tuple(getattr(value, "shape", ()))
+    if not hasattr(value, "shape"):
+        raise CheckFailed(f"{what} should be a tensor of shape {shape}, got {type(value).__name__}")
+    if got != tuple(shape):
+        raise CheckFailed(f"{what} has shape {got}, expected {tuple(shape)}")
+
+
+def expect_close(value, reference, what: str, atol: float = 1e-5, rtol: float = 1e-4) -> None:
+    """Fail unless ``value`` matches ``reference`` in shape and values; say where it differs."""
+    value = torch.as_tensor(value)
+    reference = torch.as_tensor(reference)
+    expect_shape(value, tuple(reference.shape), what)
+    if value.is_complex() != reference.is_complex():
+        kind = "complex" if reference.is_complex() else "real"
+        raise CheckFailed(f"{what} should be {kind}")
+    if not torch.isfinite(value).all():
+        raise CheckFailed(f"{what} contains NaN or inf values")
+    diff = (value.to(reference.dtype) - reference).abs()
+    limit = atol + rtol * reference.abs()
+    if (diff > limit).any():
+        worst = int(diff.argmax())
+        index = tuple(int(i) for i in torch.unravel_index(torch.tensor(worst), reference.shape))
+        raise CheckFailed(
+            f"{what} has wrong values: at index {index} got {value.flatten()[worst].item():.6g}, "
+            f"expected {reference.flatten()[worst].item():.6g} "
+            f"({int((diff > limit).sum())} of {reference.numel()} values differ)"
+        )
+
+
+def expect(condition: bool, message: str) -> None:
+    """Fail with ``message`` unless ``condition`` holds (for named properties)."""
+    if not condition:
+        raise CheckFailed(message)

@@ -1,0 +1,72 @@
+"""Course tooling: student versions of the notebooks.
+
+Reference answers sit between ``### BEGIN SOLUTION`` and ``### END SOLUTION`` (nbgrader's
+markers). :func:`make_student_version` replaces each such block with a stub that raises
+``NotImplementedError`` naming the exercise, keeping its indentation, so the function
+signature and docstring above the block stay for the learner. The check cell that follows
+then fails with "exercise NN.M is not answered yet".
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from bsr.errors import BsrError
+
+BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
+EXERCISE = re.compile(r"[Ee]xercise\s+(\d\d\.\d+)")
+
+
+def strip_solutions(source: str, exercise_id: str) -> str:
+    """Replace every solution block in one cell's source with a NotImplementedError stub."""
+    out, inside = [], False
+    for line in source.splitlines():
+        stripped = line.strip()
+        if stripped == BEGIN:
+            if inside:
+                raise BsrError(f"exercise {exercise_id}: '{BEGIN}' twice without '{END}'")
+            inside = True
+            indent = line[: len(line) - len(line.lstrip())]
+            out.append(
+                f'{indent}raise NotImplementedError("exercise {exercise_id}: your code here")'
+            )
+        elif stripped == END:
+            if not inside:
+                raise BsrError(f"exercise {exercise_id}: '{END}' without '{BEGIN}'")
+            inside = False
+        elif not inside:
+            out.append(line)
+    if inside:
+        raise BsrError(f"exercise {exercise_id}: '{BEGIN}' is never closed by '{END}'")
+    return "\n".join(out)
+
+
+def make_student_version(notebook_path: Path, out_path: Path) -> int:
+    """Write the student version of one notebook; returns the number of exercises stubbed."""
+    import nbformat
+
+    nb = nbformat.read(notebook_path, as_version=4)
+    count = 0
+    for cell in nb.cells:
+        if cell.cell_type != "code" or BEGIN not in cell.source:
+            continue
+        found = EXERCISE.search(cell.source)
+        exercise_id = found.group(1) if found else f"{notebook_path.stem}:{count + 1}"
+        cell.source = strip_solutions(cell.source, exercise_id)
+        cell.outputs, cell.execution_count = [], None
+        count += 1
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    nbformat.write(nb, out_path)
+    return count
+
+
+def make_student_versions(folder: str | Path, out: str | Path) -> dict[str, int]:
+    """Student versions of every ``*.ipynb`` in ``folder``, written to ``out``."""
+    folder, out = Path(folder), Path(out)
+    notebooks = sorted(folder.glob("*.ipynb"))
+    if not notebooks:
+        raise BsrError(f"no notebooks (*.ipynb) in {folder}: give the course's notebooks/ folder")
+    if out.resolve() == folder.resolve():
+        raise BsrError("--out is the notebooks folder itself: give another folder")
+    return {nb.name: make_student_version(nb, out / nb.name) for nb in notebooks}
