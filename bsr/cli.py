@@ -153,6 +153,14 @@ def cmd_pretrained_download(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_course_student(args: argparse.Namespace) -> int:
+    from bsr.course import make_student_versions
+
+    for name, count in make_student_versions(args.notebooks, args.out).items():
+        print(f"{args.out / name}: {count} exercises stubbed")
+    return 0
+
+
 def cmd_plot(args: argparse.Namespace) -> int:
     from bsr.plots import plot_run
 
@@ -243,6 +251,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--require-checksum", action="store_true",
                    help="refuse files without a published sha256")  # fmt: skip
     p.set_defaults(func=cmd_pretrained_download)
+
+    course = sub.add_parser("course", help="course tooling for instructors")
+    actions = course.add_subparsers(dest="course_command", metavar="ACTION", required=True)
+    p = actions.add_parser("student", help="write student versions (solutions replaced by stubs)")
+    p.add_argument("notebooks", type=Path, help="the folder with the course notebooks")
+    p.add_argument("--out", required=True, type=Path)
+    p.set_defaults(func=cmd_course_student)
+
+    from bsr.bench import add_bench_parser
+
+    add_bench_parser(sub)
 
     p = sub.add_parser("plot", help="plot a run's loss and validation curves")
     p.add_argument("run_dir", type=Path)

@@ -21,7 +21,9 @@ MARKER = ".bsr-demo"  # marks a folder the demo made, and so may replace
 BASELINES = ("mixture", "constant_gain", "irm", "cirm")
 
 
-def prepare_data(root: Path, songs: int, seconds: float, seed: int) -> tuple[Path, Path]:
+def prepare_data(
+    root: Path, songs: int, seconds: float, seed: int, with_examples: bool = True
+) -> tuple[Path, Path]:
     """The practice set and the real examples under ``root``, made when absent."""
     from bsr.data.examples import write_examples
     from bsr.data.synth import write_practice_set
@@ -30,7 +32,7 @@ def prepare_data(root: Path, songs: int, seconds: float, seed: int) -> tuple[Pat
     if not (practice / "train").is_dir():
         print(f"writing the practice set ({songs} songs x {seconds:g} s) to {practice}")
         write_practice_set(practice, songs, seconds, seed)
-    if not (examples / "test").is_dir():
+    if with_examples and not (examples / "test").is_dir():
         print(f"writing the real MUSDB18 excerpts to {examples}")
         write_examples(examples)
     return practice, examples
@@ -68,11 +70,17 @@ def run(
     data_root: str | Path = "data",
     out: str | Path = "runs/demo",
     steps: int | None = None,
-    songs: int = 12,
+    songs: int = 9,
     seconds: float = 20.0,
     seed: int = 7,
+    train_minutes: float | None = 5.0,
+    with_examples: bool = True,
 ) -> Path:
-    """Run the demo; returns the path of the report."""
+    """Run the demo; returns the path of the report.
+
+    Training stops after ``train_minutes`` (or the preset's step count, if sooner), which
+    keeps the whole demo within about ten minutes on a two-core laptop.
+    """
     from bsr.evaluate import evaluate_folder
     from bsr.plots import plot_run
     from bsr.train import train
@@ -80,12 +88,13 @@ def run(
     started = time.perf_counter()
     timings: dict[str, float] = {}
     out = Path(out)
-    practice, examples = prepare_data(Path(data_root), songs, seconds, seed)
+    practice, examples = prepare_data(Path(data_root), songs, seconds, seed, with_examples)
     timings["data"] = time.perf_counter() - started
 
     fresh_run_dir(out)
     tick = time.perf_counter()
-    run_state = train(preset, practice, out / "train", steps=steps)
+    budget = train_minutes * 60 if train_minutes else None
+    run_state = train(preset, practice, out / "train", steps=steps, max_seconds=budget)
     timings["training"] = time.perf_counter() - tick
     model = run_state.ema.module.eval()
     shutil.copy(out / "train" / "model.pt", out / "model.pt")
@@ -93,7 +102,7 @@ def run(
     tick = time.perf_counter()
     estimates = out / "estimates"
     separate_subset(model, practice, "test", estimates / "practice")
-    example_subsets = [s for s in ("test", "train") if (examples / s).is_dir()]
+    example_subsets = [s for s in ("test", "train") if with_examples and (examples / s).is_dir()]
     for subset in example_subsets:
         separate_subset(model, examples, subset, estimates / "examples")
     timings["separation"] = time.perf_counter() - tick

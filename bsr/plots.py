@@ -49,7 +49,9 @@ def plot_run(run_dir: str | Path, out: str | Path | None = None) -> Path:
     fig, (ax_loss, ax_sdr) = plt.subplots(1, 2, figsize=(11, 4))
     x = [r["step"] for r in steps]
     for key, label in (("loss", "total"), ("waveform_l1", "waveform L1"), ("stft_l1", "STFT L1")):
-        ax_loss.plot(x, [r[key] for r in steps], label=label, linewidth=1)
+        values = [r[key] for r in steps]
+        if any(values):  # a term switched off (e.g. no STFT windows) has nothing to draw
+            ax_loss.plot(x, values, label=label, linewidth=1)
     ax_loss.set(xlabel="step", ylabel="loss", yscale="log", title="training loss")
     ax_loss.legend()
     if valid:
@@ -75,8 +77,8 @@ def plot_spectrograms(
     axes = np.atleast_1d(axes)
     for ax, (name, audio) in zip(axes, signals.items()):
         mono = np.asarray(audio, dtype=np.float32).reshape(-1, np.shape(audio)[-1]).mean(0)
-        ax.specgram(mono + 1e-9, NFFT=2048, Fs=sample_rate, noverlap=1536, cmap="magma",
-                    vmin=-120)  # fmt: skip
+        with np.errstate(divide="ignore"):  # digital silence is -inf dB: drawn as the floor
+            ax.specgram(mono, NFFT=2048, Fs=sample_rate, noverlap=1536, cmap="magma", vmin=-120)
         ax.set(title=name, xlabel="time (s)")
     axes[0].set_ylabel("frequency (Hz)")
     if title:

@@ -1,0 +1,1 @@
+"""Figures and widgets for the course notebooks; each falls back to a static figure."""

@@ -1,0 +1,339 @@
+"""The course notebooks: their structure, their execution, and that every check can fail.
+
+Works on whatever ``notebooks/*.ipynb`` holds, so new notebooks are tested as they arrive:
+
+* structure (fast): no committed outputs, one ``parameters`` cell, a title, and from
+  notebook 01 on at least two exercises, each solution cell followed by its check cell;
+* execution (``-m notebooks``, slow): every notebook runs top to bottom with nbclient, with
+  ``DATA`` pointed at a temporary folder; each notebook's time is printed;
+* student versions (``-m notebooks``, slow): with the solutions stripped, every check cell
+  must fail with CheckFailed naming its exercise, so that no check is vacuous;
+* wrong answers (fast): typical mistakes fail with a message that names the mistake.
+
+Deselect the slow tests with ``-m "not notebooks"``.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from pathlib import Path
+
+import nbformat
+import pytest
+import torch
+
+import bsr.check
+from bsr.check import CheckFailed
+from bsr.course import BEGIN, EXERCISE, make_student_versions
+
+REPO = Path(__file__).resolve().parents[1]
+NOTEBOOKS = REPO / "notebooks"
+PATHS = sorted(NOTEBOOKS.glob("*.ipynb"))
+CHECK_CALL = re.compile(r"""exercise\(\s*["'](\d\d\.\d+)["']""")
+CELL_TIMEOUT = 600  # seconds per cell
+
+needs_notebooks = pytest.mark.skipif(not PATHS, reason="no notebooks in notebooks/")
+
+
+def _read(path: Path):
+    return nbformat.read(path, as_version=4)
+
+
+def _code(nb) -> list:
+    return [cell for cell in nb.cells if cell.cell_type == "code"]
+
+
+def _number(path: Path) -> int:
+    """The notebook's number from its name, ``01_stft_and_masks.ipynb`` -> 1 (-1 if none)."""
+    found = re.match(r"(\d+)", path.name)
+    return int(found.group(1)) if found else -1
+
+
+def _solution_id(cell) -> str | None:
+    """The exercise ID of a solution cell (None for other cells)."""
+    if cell.cell_type != "code" or BEGIN not in cell.source:
+        return None
+    found = EXERCISE.search(cell.source)
+    return found.group(1) if found else ""
+
+
+def _check_id(cell) -> str | None:
+    """The exercise ID a check cell checks (None for other cells)."""
+    found = CHECK_CALL.search(cell.source) if cell.cell_type == "code" else None
+    return found.group(1) if found else None
+
+
+def _exercises(nb) -> list[tuple[str, int, int]]:
+    """``(exercise ID, index of solution cell, index of the next code cell)`` in ``nb.cells``."""
+    out = []
+    for i, cell in enumerate(nb.cells):
+        exercise_id = _solution_id(cell)
+        if exercise_id is None:
+            continue
+        following = [j for j in range(i + 1, len(nb.cells)) if nb.cells[j].cell_type == "code"]
+        out.append((exercise_id, i, following[0] if following else -1))
+    return out
+
+
+# --------------------------------------------------------------------------- structure
+
+
+@needs_notebooks
+@pytest.mark.parametrize("path", PATHS, ids=lambda p: p.stem)
+def test_committed_without_outputs(path):
+    for i, cell in enumerate(_code(_read(path))):
+        assert not cell.outputs, f"{path.name}: code cell {i} has outputs; clear them"
+        assert cell.execution_count is None, f"{path.name}: code cell {i} has an execution count"
+
+
+@needs_notebooks
+@pytest.mark.parametrize("path", PATHS, ids=lambda p: p.stem)
+def test_title_and_one_parameters_cell(path):
+    nb = _read(path)
+    first = nb.cells[0]
+    assert first.cell_type == "markdown" and first.source.startswith("# "), (
+        f"{path.name} should open with a markdown title ('# ...')"
+    )
+    tagged = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
+    assert len(tagged) == 1, f"{path.name} has {len(tagged)} cells tagged 'parameters', want 1"
+    assert tagged[0].cell_type == "code"
+    assert nb.metadata.get("kernelspec", {}).get("name") == "python3"
+
+
+@needs_notebooks
+@pytest.mark.parametrize("path", PATHS, ids=lambda p: p.stem)
+def test_exercises_are_followed_by_their_checks(path):
+    nb = _read(path)
+    exercises = _exercises(nb)
+    if _number(path) >= 1:
+        assert len(exercises) >= 2, f"{path.name} has {len(exercises)} exercises, want >= 2"
+    bsr.check._load_all()
+    ids = [exercise_id for exercise_id, _, _ in exercises]
+    assert len(set(ids)) == len(ids), f"{path.name}: an exercise ID is used twice: {ids}"
+    for exercise_id, solution, check in exercises:
+        assert exercise_id, f"{path.name}: cell {solution} has a solution but no 'Exercise NN.M'"
+        assert int(exercise_id.split(".")[0]) == _number(path), (
+            f"{path.name}: exercise {exercise_id} should be numbered after its notebook"
+        )
+        assert check >= 0 and _check_id(nb.cells[check]) == exercise_id, (
+            f"{path.name}: the code cell after exercise {exercise_id} should call "
+            f'bsr.check.exercise("{exercise_id}", ...)'
+        )
+        assert exercise_id in bsr.check.EXERCISES, f"no check registered for {exercise_id}"
+    checked = [_check_id(c) for c in nb.cells if _check_id(c)]
+    assert sorted(checked) == sorted(ids), f"{path.name}: check cells {checked} vs exercises {ids}"
+
+
+# --------------------------------------------------------------------------- execution
+
+
+@pytest.fixture(scope="session")
+def course_data(tmp_path_factory) -> Path:
+    """One data folder for every executed notebook (made by the first one that runs)."""
+    return tmp_path_factory.mktemp("course-data")
+
+
+def _inject(nb, data: Path) -> None:
+    """Papermill-style: after the parameters cell, override the parameters a test must set."""
+    index = next(i for i, c in enumerate(nb.cells) if "parameters" in c.metadata.get("tags", []))
+    source = nb.cells[index].source
+    overrides = []
+    if re.search(r"^DATA\s*=", source, re.MULTILINE):
+        overrides.append(f"DATA = Path({str(data)!r})")
+    if overrides:
+        cell = nbformat.v4.new_code_cell("# injected by tests\n" + "\n".join(overrides))
+        cell.metadata["tags"] = ["injected-parameters"]
+        nb.cells.insert(index + 1, cell)
+
+
+def _execute(nb, cwd: Path, allow_errors: bool = False) -> float:
+    from nbclient import NotebookClient
+
+    client = NotebookClient(
+        nb,
+        timeout=CELL_TIMEOUT,
+        kernel_name="python3",
+        allow_errors=allow_errors,
+        resources={"metadata": {"path": str(cwd)}},
+    )
+    started = time.perf_counter()
+    client.execute()
+    return time.perf_counter() - started
+
+
+def _text(cell) -> str:
+    parts = []
+    for output in cell.get("outputs", []):
+        if output.output_type == "stream":
+            parts.append(output.text)
+        elif output.output_type == "error":
+            parts.append(f"{output.ename}: {output.evalue}")
+    return "\n".join(parts)
+
+
+@pytest.mark.notebooks
+@needs_notebooks
+@pytest.mark.parametrize("path", PATHS, ids=lambda p: p.stem)
+def test_notebook_runs(path, course_data, capsys):
+    nb = _read(path)
+    _inject(nb, course_data)
+    seconds = _execute(nb, NOTEBOOKS)
+    with capsys.disabled():
+        print(f"\n{path.name}: executed in {seconds:.1f} s")
+    for cell in nb.cells:
+        exercise_id = _check_id(cell)
+        if exercise_id:
+            assert f"exercise {exercise_id}: passed" in _text(cell), (
+                f"{path.name}: the reference answer to {exercise_id} does not pass its check"
+            )
+
+
+@pytest.mark.notebooks
+@needs_notebooks
+def test_student_versions_fail_every_check(tmp_path, course_data, capsys):
+    counts = make_student_versions(NOTEBOOKS, tmp_path / "student")
+    for path in PATHS:
+        original = _exercises(_read(path))
+        assert counts[path.name] == len(original), f"{path.name}: not every solution was stubbed"
+        if not original:
+            continue
+        nb = _read(tmp_path / "student" / path.name)
+        assert BEGIN not in "".join(c.source for c in nb.cells), f"{path.name}: solution left"
+        _inject(nb, course_data)
+        seconds = _execute(nb, tmp_path / "student", allow_errors=True)
+        with capsys.disabled():
+            print(f"\nstudent {path.name}: executed in {seconds:.1f} s")
+        checks = [c for c in nb.cells if _check_id(c)]
+        assert len(checks) == len(original)
+        for cell in checks:
+            exercise_id = _check_id(cell)
+            text = _text(cell)
+            assert "CheckFailed" in text and f"exercise {exercise_id}" in text, (
+                f"student {path.name}: the check of {exercise_id} did not fail with "
+                f"CheckFailed; its output was:\n{text}"
+            )
+            assert "not answered yet" in text
+
+
+# --------------------------------------------------------------------------- wrong answers
+
+
+def _fails(exercise_id: str, answer, *fragments: str) -> str:
+    with pytest.raises(CheckFailed) as caught:
+        bsr.check.exercise(exercise_id, answer)
+    message = str(caught.value)
+    for fragment in fragments:
+        assert fragment in message, f"{exercise_id}: {fragment!r} not in {message!r}"
+    return message
+
+
+def test_unanswered_exercise_says_so():
+    def stub(*args):
+        raise NotImplementedError("exercise 01.1: your code here")
+
+    _fails("01.1", stub, "exercise 01.1 is not answered yet")
+
+
+def test_stft_without_window_is_named():
+    def no_window(audio, n_fft, hop):
+        flat = audio.reshape(-1, audio.shape[-1])
+        spec = torch.stft(flat, n_fft, hop, window=torch.ones(n_fft), return_complex=True)
+        return spec.reshape(*audio.shape[:-1], *spec.shape[-2:])
+
+    _fails("01.1", no_window, "Hann window")
+
+
+def test_stft_without_centre_padding_is_a_shape_error():
+    def uncentred(audio, n_fft, hop):
+        flat = audio.reshape(-1, audio.shape[-1])
+        window = torch.hann_window(n_fft)
+        spec = torch.stft(flat, n_fft, hop, window=window, center=False, return_complex=True)
+        return spec.reshape(*audio.shape[:-1], *spec.shape[-2:])
+
+    _fails("01.1", uncentred, "has shape", "center=True")
+
+
+def test_power_ratio_mask_is_named():
+    def power_masks(specs):
+        power = specs.abs().square()
+        return power / power.sum(dim=0, keepdim=True).clamp_min(1e-12)
+
+    _fails("01.2", power_masks, "powers")
+
+
+def test_ratio_mask_nan_in_silence_is_named():
+    _fails("01.2", lambda s: s.abs() / s.abs().sum(dim=0, keepdim=True), "NaN", "silent")
+
+
+def test_binary_mask_on_the_quietest_stem_is_caught():
+    def quietest(specs):
+        loudness = specs.abs()
+        return (loudness == loudness.min(dim=0, keepdim=True).values).float()
+
+    _fails("01.3", quietest, "largest magnitude")
+
+
+def test_inverted_complex_mask_is_named():
+    _fails("01.4", lambda s, x: torch.where(s.abs() > 0, x / s, 0), "upside down")
+
+
+def test_wrong_band_table_names_the_band():
+    paper_minus_one = (2,) * 24 + (4,) * 12 + (12,) * 8 + (24,) * 8 + (48,) * 8 + (257,)
+    _fails("02.1", lambda rate, n_fft: paper_minus_one, "61 bands, expected 62", "band 60")
+
+
+def test_channel_major_features_are_named():
+    def channel_major(spec):
+        batch, _, _, frames = spec.shape
+        return torch.view_as_real(spec).permute(0, 3, 1, 2, 4).reshape(batch, frames, -1)
+
+    _fails("02.2", channel_major, "frequency-major")
+
+
+def test_layer_norm_is_not_rms_norm():
+    _fails("02.3", lambda x, g: torch.nn.functional.layer_norm(x, x.shape[-1:]) * g, "LayerNorm")
+
+
+def test_band_split_with_axes_swapped_is_named():
+    from bsr.band_split import BandSplit
+
+    def swapped(features, sizes, gammas, weights, biases):
+        module = BandSplit(sizes, weights[0].shape[0])
+        with torch.no_grad():
+            for band, g, w, b in zip(module.bands, gammas, weights, biases):
+                band.norm.gamma.copy_(g)
+                band.linear.weight.copy_(w)
+                band.linear.bias.copy_(b)
+            return module(features).transpose(-1, -2)
+
+    _fails("02.4", swapped, "(B,T,N,D)")
+
+
+def test_library_answers_pass():
+    """The checks can be passed: the library's own functions pass them."""
+    from bsr.bands import paper_band_sizes
+    from bsr.stft import STFT, complex_to_features
+
+    bsr.check.exercise("01.1", lambda audio, n_fft, hop: STFT(n_fft, hop)(audio))
+    bsr.check.exercise("02.1", paper_band_sizes)
+    bsr.check.exercise("02.2", complex_to_features)
+
+
+# --------------------------------------------------------------------------- course data
+
+
+def test_course_data_keeps_an_existing_practice_set(tmp_path, capsys):
+    from bsr.coursedata import ensure_course_data
+    from bsr.data.examples import FALCON
+    from bsr.data.synth import write_practice_set
+
+    write_practice_set(tmp_path / "practice", songs=1, seconds=1.0, seed=3)
+    marker = tmp_path / "examples" / "test" / FALCON / "mixture.wav"
+    marker.parent.mkdir(parents=True)
+    marker.write_bytes(b"")  # stands in for the real examples: no decoding in this test
+    practice, examples = ensure_course_data(tmp_path, songs=4, seconds=10.0, seed=7)
+    assert (practice, examples) == (tmp_path / "practice", tmp_path / "examples")
+    out = capsys.readouterr().out
+    assert "found a practice set" in out and "1 x 1 s songs (seed 3)" in out
+    assert len(list(practice.rglob("mixture.wav"))) == 1  # not overwritten
