@@ -15,6 +15,21 @@ from bsr import __version__
 from bsr.errors import BsrError
 
 
+def pick_device(name: str | None):
+    """``--device`` as a torch device: the GPU when present unless told otherwise."""
+    import torch
+
+    if name is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise BsrError(f"unknown device {name!r}: use cpu, cuda or cuda:N") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise BsrError(f"--device {name}: no CUDA GPU is visible here: use --device cpu")
+    return device
+
+
 def cmd_info(args: argparse.Namespace) -> int:
     """Print a preset's resolved config and its parameter count."""
     import yaml
@@ -85,7 +100,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         args.data,
         args.out,
         resume=args.resume,
-        device=args.device,
+        device=pick_device(args.device) if args.device else None,  # None: one GPU per rank
         steps=args.steps,
         compile=args.compile,
         activation_checkpointing=args.checkpointing,
@@ -99,7 +114,7 @@ def cmd_separate(args: argparse.Namespace) -> int:
     from bsr.checkpoint import load_model
     from bsr.separate import separate_files
 
-    model = load_model(args.checkpoint, config=args.config, device=args.device)
+    model = load_model(args.checkpoint, config=args.config, device=pick_device(args.device))
     written = separate_files(
         args.files,
         model,

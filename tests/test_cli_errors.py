@@ -195,6 +195,19 @@ def test_train_evaluate_info_data_bad_inputs(files, capsys, tmp_path):
     )
     fails(capsys, "evaluate", "--estimates", tmp_path / "none", "--data", files, match="not found")
     fails(capsys, "plot", tmp_path, match="metrics.jsonl")
+    fails(
+        capsys,
+        "train",
+        "--config",
+        "tiny",
+        "--data",
+        files,
+        "--out",
+        tmp_path / "run",
+        "--device",
+        "toaster",
+        match="unknown device",
+    )
     fails(capsys, "data", "synth", "--out", tmp_path / "p", "--songs", "0", match="songs")
     fails(
         capsys, "data", "synth", "--out", files, "--songs", "1", "--seconds", "1", match="--force"
