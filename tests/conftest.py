@@ -11,6 +11,16 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
 
 
+def tiny_config(**overrides):
+    """A model small enough for unit tests (no dropout unless asked for)."""
+    from bsr.config import ModelConfig
+
+    values = dict(n_fft=256, hop_length=64, dim=16, depth=1, heads=2, mlp_expansion_factor=1,
+                  attn_dropout=0.0, ff_dropout=0.0)  # fmt: skip
+    values.update(overrides)
+    return ModelConfig(**values)
+
+
 @pytest.fixture(autouse=True)
 def _seed():
     torch.manual_seed(0)

@@ -4,10 +4,11 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
+from conftest import tiny_config
 
 from bsr.checkpoint import save_model
 from bsr.cli import main
-from bsr.config import Config, ModelConfig
+from bsr.config import Config
 from bsr.model import BSRoformer
 
 
@@ -15,15 +16,7 @@ from bsr.model import BSRoformer
 def files(tmp_path_factory):
     root = tmp_path_factory.mktemp("cli")
     torch.manual_seed(0)
-    config = ModelConfig(
-        n_fft=256,
-        hop_length=64,
-        dim=16,
-        depth=1,
-        heads=2,
-        mlp_expansion_factor=1,
-        stems=["vocals", "other"],
-    )
+    config = tiny_config(stems=["vocals", "other"])
     save_model(BSRoformer(config), root / "model.pt", Config(model=config))
     rate = 44100
     t = np.arange(rate) / rate

@@ -2,24 +2,10 @@ import time
 
 import pytest
 import torch
+from conftest import tiny_config as tiny
 
-from bsr.config import ModelConfig, load_config
+from bsr.config import load_config
 from bsr.model import BSRoformer, count_parameters
-
-
-def tiny(**overrides) -> ModelConfig:
-    base = dict(
-        n_fft=256,
-        hop_length=64,
-        dim=16,
-        depth=1,
-        heads=2,
-        mlp_expansion_factor=1,
-        attn_dropout=0.0,
-        ff_dropout=0.0,
-    )
-    base.update(overrides)
-    return ModelConfig(**base)
 
 
 @pytest.mark.parametrize("channels", [1, 2])

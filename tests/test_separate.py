@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
+from conftest import tiny_config
 
-from bsr.config import ModelConfig
 from bsr.errors import BsrError
 from bsr.model import BSRoformer
 from bsr.separate import read_audio, separate, separate_files, separate_tensor
@@ -14,18 +14,7 @@ from bsr.separate import read_audio, separate, separate_files, separate_tensor
 @pytest.fixture(scope="module")
 def model():
     torch.manual_seed(0)
-    config = ModelConfig(
-        n_fft=256,
-        hop_length=64,
-        dim=16,
-        depth=1,
-        heads=2,
-        mlp_expansion_factor=1,
-        stems=["vocals", "other"],
-        attn_dropout=0.0,
-        ff_dropout=0.0,
-    )
-    return BSRoformer(config).eval()
+    return BSRoformer(tiny_config(stems=["vocals", "other"])).eval()
 
 
 class Identity(torch.nn.Module):

@@ -2,8 +2,8 @@
 
 import pytest
 import torch
+from conftest import tiny_config
 
-from bsr.config import ModelConfig
 from bsr.model import BSRoformer
 from bsr.stacked import equal_runs
 
@@ -23,16 +23,7 @@ def test_equal_runs():
     ],
 )
 def test_batched_equals_per_band(options):
-    config = ModelConfig(
-        n_fft=256,
-        hop_length=64,
-        dim=16,
-        depth=1,
-        heads=2,
-        stems=["a", "b"],
-        mlp_expansion_factor=2,
-        **options,
-    )
+    config = tiny_config(stems=["a", "b"], mlp_expansion_factor=2, **options)
     model = BSRoformer(config).eval()
     for p in model.parameters():  # random norms too, so every parameter matters
         torch.nn.init.normal_(p, std=0.2)
@@ -52,16 +43,7 @@ def test_batched_equals_per_band(options):
 
 
 def test_batched_gradients_match_per_band():
-    config = ModelConfig(
-        n_fft=256,
-        hop_length=64,
-        dim=16,
-        depth=1,
-        heads=2,
-        stems=["a"],
-        attn_dropout=0.0,
-        ff_dropout=0.0,
-    )  # no randomness between the runs
+    config = tiny_config(stems=["a"], mlp_expansion_factor=2)  # no dropout: runs must agree
     model = BSRoformer(config)
     audio = torch.randn(1, 2, 2000)
     model(audio).square().mean().backward()

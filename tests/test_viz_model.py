@@ -9,12 +9,12 @@ import matplotlib
 import numpy as np
 import pytest
 import torch
+from conftest import tiny_config
 
 matplotlib.use("Agg")
 
 import bsr.check  # noqa: E402
 from bsr.check import CheckFailed  # noqa: E402
-from bsr.config import ModelConfig  # noqa: E402
 from bsr.model import BSRoformer  # noqa: E402
 from bsr.rope import RotaryEmbedding  # noqa: E402
 from bsr.viz.masks import frame_lines, mask_explorer, mask_figure, model_masks  # noqa: E402
@@ -73,17 +73,7 @@ def test_rope_static_fallback_and_figure_checks():
 @pytest.fixture(scope="module")
 def tiny_model():
     torch.manual_seed(0)
-    config = ModelConfig(
-        n_fft=256,
-        hop_length=64,
-        dim=16,
-        depth=1,
-        heads=2,
-        stems=["vocals", "drums", "bass"],
-        mlp_expansion_factor=1,
-        attn_dropout=0.0,
-        ff_dropout=0.0,
-    )
+    config = tiny_config(stems=["vocals", "drums", "bass"])
     return BSRoformer(config).eval()
 
 
