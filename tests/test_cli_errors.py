@@ -141,66 +141,21 @@ def test_separate_accepts_silence_clipping_mono_and_other_rates(files, capsys, t
 def test_train_evaluate_info_data_bad_inputs(files, capsys, tmp_path):
     fails(capsys, "info", "no-such-preset", match="unknown preset")
     fails(capsys, "info", files / "notes.txt", match="config")
-    fails(
-        capsys,
-        "train",
-        "--config",
-        "tiny",
-        "--data",
-        tmp_path / "nothing",
-        "--out",
-        tmp_path / "run",
-        match="does not exist",
-    )
     (tmp_path / "empty").mkdir()
-    fails(
-        capsys,
-        "train",
-        "--config",
-        "tiny",
-        "--data",
-        tmp_path / "empty",
-        "--out",
-        tmp_path / "run",
-        match="train",
-    )
-    fails(
-        capsys,
-        "train",
-        "--config",
-        "nope",
-        "--data",
-        files,
-        "--out",
-        tmp_path / "run",
-        match="unknown preset",
-    )
-    fails(
-        capsys,
-        "train",
-        "--config",
-        "tiny",
-        "--data",
-        files,
-        "--out",
-        files / "notes.txt" / "run",
-        match="cannot write",
-    )
+    run = tmp_path / "run"
+    train_cases = [  # (config, data, out, extra arguments, expected words)
+        ("tiny", tmp_path / "nothing", run, [], "does not exist"),
+        ("tiny", tmp_path / "empty", run, [], "train"),
+        ("nope", files, run, [], "unknown preset"),
+        ("tiny", files, files / "notes.txt" / "run", [], "cannot write"),
+        ("tiny", files, run, ["--device", "toaster"], "unknown device"),
+    ]
+    for config, data, out, extra, words in train_cases:
+        fails(
+            capsys, "train", "--config", config, "--data", data, "--out", out, *extra, match=words
+        )
     fails(capsys, "evaluate", "--estimates", tmp_path / "none", "--data", files, match="not found")
     fails(capsys, "plot", tmp_path, match="metrics.jsonl")
-    fails(
-        capsys,
-        "train",
-        "--config",
-        "tiny",
-        "--data",
-        files,
-        "--out",
-        tmp_path / "run",
-        "--device",
-        "toaster",
-        match="unknown device",
-    )
     fails(capsys, "data", "synth", "--out", tmp_path / "p", "--songs", "0", match="songs")
     fails(
         capsys, "data", "synth", "--out", files, "--songs", "1", "--seconds", "1", match="--force"
