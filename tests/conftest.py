@@ -21,6 +21,18 @@ def tiny_config(**overrides):
     return ModelConfig(**values)
 
 
+def check_fails(exercise_id: str, answer, *fragments: str) -> str:
+    """Assert that ``answer`` fails exercise ``exercise_id`` with every fragment in the message."""
+    import bsr.check
+
+    with pytest.raises(bsr.check.CheckFailed) as caught:
+        bsr.check.exercise(exercise_id, answer)
+    message = str(caught.value)
+    for fragment in fragments:
+        assert fragment in message, f"{exercise_id}: {fragment!r} not in {message!r}"
+    return message
+
+
 @pytest.fixture(autouse=True)
 def _seed():
     torch.manual_seed(0)

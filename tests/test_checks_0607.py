@@ -8,23 +8,14 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import check_fails
 
 import bsr.check
-from bsr.check import CheckFailed
 from bsr.check.nb07 import LinearStandIn
 from bsr.evaluate import usdr
 from bsr.loss import multi_resolution_stft_loss
 from bsr.separate import WINDOWS, chunk_weights, separate_tensor
 from bsr.train import lr_factor
-
-
-def _fails(exercise_id: str, answer, *fragments: str) -> str:
-    with pytest.raises(CheckFailed) as caught:
-        bsr.check.exercise(exercise_id, answer)
-    message = str(caught.value)
-    for fragment in fragments:
-        assert fragment in message, f"{exercise_id}: {fragment!r} not in {message!r}"
-    return message
 
 
 def _library_overlap_add(model, audio, window, hop, weights):
@@ -48,7 +39,7 @@ def test_stubs_are_not_answered(exercise_id):
     def stub(*args):
         raise NotImplementedError(f"exercise {exercise_id}: your code here")
 
-    _fails(exercise_id, stub, f"exercise {exercise_id} is not answered yet")
+    check_fails(exercise_id, stub, f"exercise {exercise_id} is not answered yet")
 
 
 # --------------------------------------------------------------------------- 06.1
@@ -80,19 +71,19 @@ def test_loss_reference_written_out_passes():
 
 
 def test_loss_on_magnitudes_is_named():
-    _fails("06.1", _loss(magnitude=True), "COMPLEX difference")
+    check_fails("06.1", _loss(magnitude=True), "COMPLEX difference")
 
 
 def test_loss_mean_over_resolutions_is_named():
-    _fails("06.1", _loss(reduce="mean"), "MEAN", "SUM")
+    check_fails("06.1", _loss(reduce="mean"), "MEAN", "SUM")
 
 
 def test_loss_without_min_n_fft_is_named():
-    _fails("06.1", _loss(min_n_fft=0), "max(window, 2048)")
+    check_fails("06.1", _loss(min_n_fft=0), "max(window, 2048)")
 
 
 def test_loss_without_window_is_named():
-    _fails("06.1", _loss(hann=False), "not windowed")
+    check_fails("06.1", _loss(hann=False), "not windowed")
 
 
 def test_loss_detached_is_named():
@@ -100,7 +91,7 @@ def test_loss_detached_is_named():
         value = multi_resolution_stft_loss(estimate, reference, windows, hop_length)
         return torch.tensor(value.item())
 
-    _fails("06.1", detached, "no gradient")
+    check_fails("06.1", detached, "no gradient")
 
 
 def test_loss_per_item_is_a_shape_error():
@@ -112,7 +103,7 @@ def test_loss_per_item_is_a_shape_error():
             ]
         )
 
-    _fails("06.1", per_item, "one number")
+    check_fails("06.1", per_item, "one number")
 
 
 # --------------------------------------------------------------------------- 06.2
@@ -123,7 +114,7 @@ def test_lr_off_by_one_warmup_is_named():
         warm = min(1.0, step / warmup) if warmup else 1.0
         return warm * decay ** (step // every)
 
-    _fails("06.2", off_by_one, "off by one")
+    check_fails("06.2", off_by_one, "off by one")
 
 
 def test_lr_continuous_decay_is_named():
@@ -131,18 +122,18 @@ def test_lr_continuous_decay_is_named():
         warm = min(1.0, (step + 1) / warmup) if warmup else 1.0
         return warm * decay ** (step / every)
 
-    _fails("06.2", continuous, "STAIRCASE")
+    check_fails("06.2", continuous, "STAIRCASE")
 
 
 def test_lr_without_warmup_is_named():
-    _fails("06.2", lambda step, warmup, decay, every: decay ** (step // every), "no warm-up")
+    check_fails("06.2", lambda step, warmup, decay, every: decay ** (step // every), "no warm-up")
 
 
 def test_lr_division_by_zero_is_named():
     def unguarded(step, warmup, decay, every):
         return min(1.0, (step + 1) / warmup) * decay ** (step // every)
 
-    _fails("06.2", unguarded, "divides by zero")
+    check_fails("06.2", unguarded, "divides by zero")
 
 
 def test_lr_decay_after_warmup_is_named():
@@ -150,7 +141,7 @@ def test_lr_decay_after_warmup_is_named():
         warm = min(1.0, (step + 1) / warmup) if warmup else 1.0
         return warm * decay ** (max(0, step - warmup) // every)
 
-    _fails("06.2", late, "end of the warm-up")
+    check_fails("06.2", late, "end of the warm-up")
 
 
 # --------------------------------------------------------------------------- 07.1
@@ -183,23 +174,23 @@ def test_overlap_add_written_out_passes():
 
 
 def test_overlap_add_without_normalising_is_named():
-    _fails("07.1", _overlap_add(normalise="none"), "not normalised")
+    check_fails("07.1", _overlap_add(normalise="none"), "not normalised")
 
 
 def test_overlap_add_divided_by_count_is_named():
-    _fails("07.1", _overlap_add(normalise="count"), "NUMBER of overlapping chunks")
+    check_fails("07.1", _overlap_add(normalise="count"), "NUMBER of overlapping chunks")
 
 
 def test_overlap_add_unweighted_is_named():
-    _fails("07.1", _overlap_add(weighted=False), "plain average")
+    check_fails("07.1", _overlap_add(weighted=False), "plain average")
 
 
 def test_overlap_add_without_padding_is_named():
-    _fails("07.1", _overlap_add(pad=False), "pad the signal by window - hop")
+    check_fails("07.1", _overlap_add(pad=False), "pad the signal by window - hop")
 
 
 def test_overlap_add_wrong_shape_is_named():
-    _fails("07.1", lambda m, a, w, h, weights: m(a[None])[0].sum(0), "has shape")
+    check_fails("07.1", lambda m, a, w, h, weights: m(a[None])[0].sum(0), "has shape")
 
 
 def test_stand_in_depends_on_the_position_in_the_chunk():
@@ -227,25 +218,25 @@ def test_usdr_of_amplitudes_is_named():
         num = np.sqrt(np.sum(reference**2)) + 1e-7
         return 10 * np.log10(num / (np.sqrt(np.sum((reference - estimate) ** 2)) + 1e-7))
 
-    _fails("07.2", amplitudes, "ENERGIES")
+    check_fails("07.2", amplitudes, "ENERGIES")
 
 
 def test_usdr_upside_down_is_named():
-    _fails("07.2", lambda s, e: -usdr(s, e), "numerator")
+    check_fails("07.2", lambda s, e: -usdr(s, e), "numerator")
 
 
 def test_usdr_per_channel_mean_is_named():
     def per_channel(reference, estimate):
         return np.mean([usdr(reference[:, [c]], estimate[:, [c]]) for c in range(2)])
 
-    _fails("07.2", per_channel, "per-channel")
+    check_fails("07.2", per_channel, "per-channel")
 
 
 def test_usdr_of_the_estimates_energy_is_named():
     def wrong_numerator(reference, estimate):
         return 10 * np.log10(np.sum(estimate**2) / np.sum((reference - estimate) ** 2))
 
-    _fails("07.2", wrong_numerator, "REFERENCE")
+    check_fails("07.2", wrong_numerator, "REFERENCE")
 
 
 def test_usdr_without_eps_is_named():
@@ -253,7 +244,7 @@ def test_usdr_without_eps_is_named():
         with np.errstate(all="ignore"):
             return 10 * np.log10(np.sum(reference**2) / np.sum((reference - estimate) ** 2))
 
-    _fails("07.2", no_eps, "eps")
+    check_fails("07.2", no_eps, "eps")
 
 
 def test_usdr_with_means_is_named():
@@ -261,11 +252,11 @@ def test_usdr_with_means_is_named():
         num = np.mean(reference.astype(np.float64) ** 2) + 1e-7
         return 10 * np.log10(num / (np.mean((reference - estimate).astype(np.float64) ** 2) + 1e-7))
 
-    _fails("07.2", means, "SUMS")
+    check_fails("07.2", means, "SUMS")
 
 
 def test_usdr_array_is_named():
     def per_sample(reference, estimate):
         return 10 * np.log10(reference**2 / ((reference - estimate) ** 2 + 1e-7) + 1e-7)
 
-    _fails("07.2", per_sample, "ONE number")
+    check_fails("07.2", per_sample, "ONE number")

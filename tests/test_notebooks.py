@@ -22,9 +22,9 @@ from pathlib import Path
 import nbformat
 import pytest
 import torch
+from conftest import check_fails
 
 import bsr.check
-from bsr.check import CheckFailed
 from bsr.course import BEGIN, EXERCISE, make_student_versions
 
 REPO = Path(__file__).resolve().parents[1]
@@ -219,20 +219,11 @@ def test_student_versions_fail_every_check(tmp_path, course_data, capsys):
 # --------------------------------------------------------------------------- wrong answers
 
 
-def _fails(exercise_id: str, answer, *fragments: str) -> str:
-    with pytest.raises(CheckFailed) as caught:
-        bsr.check.exercise(exercise_id, answer)
-    message = str(caught.value)
-    for fragment in fragments:
-        assert fragment in message, f"{exercise_id}: {fragment!r} not in {message!r}"
-    return message
-
-
 def test_unanswered_exercise_says_so():
     def stub(*args):
         raise NotImplementedError("exercise 01.1: your code here")
 
-    _fails("01.1", stub, "exercise 01.1 is not answered yet")
+    check_fails("01.1", stub, "exercise 01.1 is not answered yet")
 
 
 def test_stft_without_window_is_named():
@@ -241,7 +232,7 @@ def test_stft_without_window_is_named():
         spec = torch.stft(flat, n_fft, hop, window=torch.ones(n_fft), return_complex=True)
         return spec.reshape(*audio.shape[:-1], *spec.shape[-2:])
 
-    _fails("01.1", no_window, "Hann window")
+    check_fails("01.1", no_window, "Hann window")
 
 
 def test_stft_without_centre_padding_is_a_shape_error():
@@ -251,7 +242,7 @@ def test_stft_without_centre_padding_is_a_shape_error():
         spec = torch.stft(flat, n_fft, hop, window=window, center=False, return_complex=True)
         return spec.reshape(*audio.shape[:-1], *spec.shape[-2:])
 
-    _fails("01.1", uncentred, "has shape", "center=True")
+    check_fails("01.1", uncentred, "has shape", "center=True")
 
 
 def test_power_ratio_mask_is_named():
@@ -259,11 +250,11 @@ def test_power_ratio_mask_is_named():
         power = specs.abs().square()
         return power / power.sum(dim=0, keepdim=True).clamp_min(1e-12)
 
-    _fails("01.2", power_masks, "powers")
+    check_fails("01.2", power_masks, "powers")
 
 
 def test_ratio_mask_nan_in_silence_is_named():
-    _fails("01.2", lambda s: s.abs() / s.abs().sum(dim=0, keepdim=True), "NaN", "silent")
+    check_fails("01.2", lambda s: s.abs() / s.abs().sum(dim=0, keepdim=True), "NaN", "silent")
 
 
 def test_binary_mask_on_the_quietest_stem_is_caught():
@@ -271,16 +262,16 @@ def test_binary_mask_on_the_quietest_stem_is_caught():
         loudness = specs.abs()
         return (loudness == loudness.min(dim=0, keepdim=True).values).float()
 
-    _fails("01.3", quietest, "largest magnitude")
+    check_fails("01.3", quietest, "largest magnitude")
 
 
 def test_inverted_complex_mask_is_named():
-    _fails("01.4", lambda s, x: torch.where(s.abs() > 0, x / s, 0), "upside down")
+    check_fails("01.4", lambda s, x: torch.where(s.abs() > 0, x / s, 0), "upside down")
 
 
 def test_wrong_band_table_names_the_band():
     paper_minus_one = (2,) * 24 + (4,) * 12 + (12,) * 8 + (24,) * 8 + (48,) * 8 + (257,)
-    _fails("02.1", lambda rate, n_fft: paper_minus_one, "61 bands, expected 62", "band 60")
+    check_fails("02.1", lambda rate, n_fft: paper_minus_one, "61 bands, expected 62", "band 60")
 
 
 def test_channel_major_features_are_named():
@@ -288,11 +279,13 @@ def test_channel_major_features_are_named():
         batch, _, _, frames = spec.shape
         return torch.view_as_real(spec).permute(0, 3, 1, 2, 4).reshape(batch, frames, -1)
 
-    _fails("02.2", channel_major, "frequency-major")
+    check_fails("02.2", channel_major, "frequency-major")
 
 
 def test_layer_norm_is_not_rms_norm():
-    _fails("02.3", lambda x, g: torch.nn.functional.layer_norm(x, x.shape[-1:]) * g, "LayerNorm")
+    check_fails(
+        "02.3", lambda x, g: torch.nn.functional.layer_norm(x, x.shape[-1:]) * g, "LayerNorm"
+    )
 
 
 def test_band_split_with_axes_swapped_is_named():
@@ -307,7 +300,7 @@ def test_band_split_with_axes_swapped_is_named():
                 band.linear.bias.copy_(b)
             return module(features).transpose(-1, -2)
 
-    _fails("02.4", swapped, "(B,T,N,D)")
+    check_fails("02.4", swapped, "(B,T,N,D)")
 
 
 def test_library_answers_pass():

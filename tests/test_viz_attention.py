@@ -9,12 +9,12 @@ import matplotlib
 import numpy as np
 import pytest
 import torch
+from conftest import tiny_config
 
 matplotlib.use("Agg")
 
 import bsr.check  # noqa: E402
 from bsr.check import CheckFailed  # noqa: E402
-from bsr.config import ModelConfig  # noqa: E402
 from bsr.model import BSRoformer  # noqa: E402
 from bsr.viz.attention import (  # noqa: E402
     attention_explorer,
@@ -33,17 +33,7 @@ HOP, FRAMES = 64, 25
 @pytest.fixture(scope="module")
 def model():
     torch.manual_seed(0)
-    config = ModelConfig(
-        n_fft=256,
-        hop_length=HOP,
-        dim=16,
-        depth=2,
-        heads=2,
-        stems=["vocals"],
-        mlp_expansion_factor=1,
-        attn_dropout=0.0,
-        ff_dropout=0.0,
-    )
+    config = tiny_config(hop_length=HOP, depth=2, stems=["vocals"])
     return BSRoformer(config).eval()
 
 
