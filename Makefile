@@ -32,12 +32,12 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 lint: $(STAMP)
-	$(PY) -m ruff check bsr tests
-	$(PY) -m ruff format --check bsr tests
+	$(PY) -m ruff check bsr tests notebooks
+	$(PY) -m ruff format --check bsr tests notebooks
 
 format: $(STAMP)
-	$(PY) -m ruff format bsr tests
-	$(PY) -m ruff check --fix bsr tests
+	$(PY) -m ruff format bsr tests notebooks
+	$(PY) -m ruff check --fix bsr tests notebooks
 
 test: lint
 	$(PY) -m pytest
