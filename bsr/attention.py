@@ -60,12 +60,11 @@ class Attention(nn.Module):
     def forward(self, x: torch.Tensor, rope: RotaryEmbedding | None = None) -> torch.Tensor:
         batch, seq, _ = x.shape
         x = self.norm(x)
-        # (batch, seq, 3*heads*dim_head) -> three tensors of (batch, heads, seq, dim_head)
-        q, k, v = (
-            self.to_qkv(x).view(batch, seq, 3, self.heads, self.dim_head).permute(2, 0, 3, 1, 4)
-        )
+        # (batch, seq, 3*heads*dim_head) -> (3, batch, heads, seq, dim_head): q, k, v
+        qkv = self.to_qkv(x).view(batch, seq, 3, self.heads, self.dim_head).permute(2, 0, 3, 1, 4)
+        q, k, v = qkv
         if rope is not None:
-            q, k = rope(q), rope(k)
+            q, k = rope(qkv[:2])  # queries and keys turn with their position; values do not
         dropout_p = self.dropout if self.training else 0.0
         if self.keep_weights:
             out, weights = explicit_attention(q, k, v, dropout_p)

@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from bsr.norm import RMSNorm
-from bsr.stacked import equal_runs, stacked_linear, stacked_rms_norm
+from bsr.stacked import equal_runs, stacked_linear, stacked_rms_norm, use_batched
 
 
 class BandProjection(nn.Module):
@@ -32,9 +32,11 @@ class BandProjection(nn.Module):
 class BandSplit(nn.Module):
     """Per-band RMSNorm + Linear; ``feature_sizes[b] = 2 * C * F_b``.
 
-    ``forward_per_band`` is the textbook loop over bands; ``forward`` computes the same
-    thing with equal-width bands batched together (see :mod:`bsr.stacked`) unless
-    ``batched`` is switched off.
+    Two forms of the same computation: ``forward_per_band``, the textbook loop over bands,
+    and ``forward_batched``, which runs equal-width bands together (see :mod:`bsr.stacked`).
+    ``forward`` picks one by ``batched``: True or False force it; None (the default) takes
+    the batched form on a GPU, where 62 small kernels would leave it idle, and the loop on
+    a CPU, where it measured faster (``bsr bench model``).
     """
 
     def __init__(self, feature_sizes: tuple[int, ...], dim: int):
@@ -42,16 +44,15 @@ class BandSplit(nn.Module):
         self.feature_sizes = tuple(feature_sizes)
         self.bands = nn.ModuleList(BandProjection(size, dim) for size in self.feature_sizes)
         self.runs = equal_runs(self.feature_sizes)
-        self.batched = True
+        self.batched: bool | None = None
 
     def forward_per_band(self, x: torch.Tensor) -> torch.Tensor:
         """``(batch, T, sum(feature_sizes))`` -> ``(batch, T, N, D)``, one band at a time."""
         pieces = x.split(self.feature_sizes, dim=-1)
         return torch.stack([band(piece) for band, piece in zip(self.bands, pieces)], dim=-2)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not self.batched:
-            return self.forward_per_band(x)
+    def forward_batched(self, x: torch.Tensor) -> torch.Tensor:
+        """The same as :meth:`forward_per_band`, one batched product per run of equal bands."""
         outs, start = [], 0
         for first, count, size in self.runs:
             # A run of `count` bands of equal width is a contiguous (count * size) slice.
@@ -61,3 +62,8 @@ class BandSplit(nn.Module):
             outs.append(stacked_linear(piece, [band.linear for band in bands]))
             start += count * size
         return torch.cat(outs, dim=-2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if use_batched(self.batched, x):
+            return self.forward_batched(x)
+        return self.forward_per_band(x)

@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from bsr.norm import RMSNorm
-from bsr.stacked import equal_runs, stacked_linear, stacked_rms_norm
+from bsr.stacked import equal_runs, stacked_linear, stacked_rms_norm, use_batched
 
 
 def mlp(dim_in: int, dim_hidden: int, dim_out: int, depth: int) -> nn.Sequential:
@@ -61,16 +61,15 @@ class MaskEstimator(nn.Module):
             BandMask(dim, size, depth, expansion, norm) for size in feature_sizes
         )
         self.runs = equal_runs(feature_sizes)
-        self.batched = True  # False: the per-band loop (same result, slower)
+        self.batched: bool | None = None  # None: batched on a GPU, per band on a CPU
 
     def forward_per_band(self, x: torch.Tensor) -> torch.Tensor:
         """The textbook form: one head per band, in a loop."""
         per_band = x.unbind(dim=-2)
         return torch.cat([head(band) for head, band in zip(self.bands, per_band)], dim=-1)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not self.batched:
-            return self.forward_per_band(x)
+    def forward_batched(self, x: torch.Tensor) -> torch.Tensor:
+        """The same as :meth:`forward_per_band`, one batched product per run of equal bands."""
         outs = []
         for first, count, _ in self.runs:
             heads = self.bands[first : first + count]
@@ -82,3 +81,8 @@ class MaskEstimator(nn.Module):
                     y = layer(y)  # Tanh: elementwise, the same for every band
             outs.append(F.glu(y, dim=-1).flatten(-2))  # (..., count * 2*C*F_b)
         return torch.cat(outs, dim=-1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if use_batched(self.batched, x):
+            return self.forward_batched(x)
+        return self.forward_per_band(x)

@@ -119,14 +119,12 @@ class BSRoformer(nn.Module):
             else:
                 x = block(x, time_rope, band_rope)
         x = self.final_norm(x)
-        masks = []
-        for estimator in self.mask_estimators:
-            mask = estimator(x)  # (batch, T, sum_b 2*C*F_b)
-            if self.gathers:  # scatter band outputs back to bins, averaging overlaps
-                full = mask.new_zeros(*mask.shape[:-1], self.feature_counts.numel())
-                mask = full.index_add(-1, self.feature_index, mask) / self.feature_counts
-            masks.append(features_to_complex(mask, self.channels))
-        return torch.stack(masks, dim=1)
+        # (batch, stems, T, sum_b 2*C*F_b): one mask estimator per stem
+        masks = torch.stack([estimator(x) for estimator in self.mask_estimators], dim=1)
+        if self.gathers:  # scatter band outputs back to bins, averaging overlaps
+            full = masks.new_zeros(*masks.shape[:-1], self.feature_counts.numel())
+            masks = full.index_add(-1, self.feature_index, masks) / self.feature_counts
+        return features_to_complex(masks, self.channels)
 
     def apply_masks(self, spec: torch.Tensor, masks: torch.Tensor, length: int) -> torch.Tensor:
         """Complex product with the mixture, then iSTFT: -> ``(batch, stems, C, length)``."""

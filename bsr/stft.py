@@ -84,9 +84,15 @@ def complex_to_features(spec: torch.Tensor) -> torch.Tensor:
 
 
 def features_to_complex(x: torch.Tensor, channels: int) -> torch.Tensor:
-    """Inverse of :func:`complex_to_features`: ``(batch, frames, bins*channels*2)`` ->
-    ``(batch, channels, bins, frames)`` complex."""
-    batch, frames, width = x.shape
+    """Inverse of :func:`complex_to_features`: ``(..., frames, bins*channels*2)`` ->
+    ``(..., channels, bins, frames)`` complex.
+
+    The result is laid out in memory frames-major, ``(..., channels, frames, bins)``, as
+    torch.stft returns its output: torch.istft reads that layout without a copy, and a
+    mask in it multiplies the mixture's STFT element by element in order.
+    """
+    *lead, frames, width = x.shape
     bins = width // (2 * channels)
-    x = x.float().reshape(batch, frames, bins, channels, 2).permute(0, 3, 2, 1, 4)
-    return torch.view_as_complex(x.contiguous())
+    pairs = x.float().contiguous().reshape(*lead, frames, bins, channels, 2)
+    spec = torch.view_as_complex(pairs)  # (..., frames, bins, channels)
+    return spec.movedim(-1, -3).contiguous().transpose(-1, -2)

@@ -50,3 +50,23 @@ def test_rotation_keeps_norms_and_dtype():
     y = RotaryEmbedding(8)(x)
     assert y.dtype == torch.bfloat16
     assert torch.allclose(y.float().norm(dim=-1), x.float().norm(dim=-1), rtol=2e-2)
+
+
+def test_any_memory_layout():
+    """Views of q and k inside a bigger tensor, with odd strides or offsets, rotate alike."""
+    rope = RotaryEmbedding(8)
+    x = torch.randn(2, 3, 20, 8)  # (batch, heads, seq, dim_head)
+    expected = rope(x.clone())
+    wide = torch.randn(2, 3, 20, 9)
+    wide[..., 1:] = x  # odd offset and odd row stride: no complex view possible, so a copy
+    fused = torch.stack([x, x, x], dim=2).transpose(1, 3)  # (batch, seq, 3, heads, dim_head)
+    views = {
+        "odd offset": wide[..., 1:],
+        "slice of a fused projection": fused[:, :, 0].transpose(1, 2),
+        "seq-major memory": x.transpose(1, 2).contiguous().transpose(1, 2),
+    }
+    for name, view in views.items():
+        assert torch.equal(view, x), name
+        assert torch.allclose(rope(view), expected, atol=1e-6), name
+    # The attention layer rotates q and k in one call: (2, batch, heads, seq, dim_head).
+    assert torch.allclose(rope(torch.stack([x, x])), torch.stack([expected, expected]), atol=1e-6)
