@@ -516,9 +516,10 @@ def train_step(
     ``stft_loss=False`` keeps only the waveform L1, which leaves the network's own cost.
     """
     from bsr.loss import separation_loss
+    from bsr.train import make_optimizer
 
     device = audio.device
-    optimizer = torch.optim.AdamW(net.parameters(), lr=train.lr, weight_decay=train.weight_decay)
+    optimizer = make_optimizer(net, train, device)  # bsr train's optimizer, for both networks
     scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
     net.train()
 
