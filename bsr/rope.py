@@ -10,7 +10,8 @@ a rotation by ``m w`` followed by the inverse rotation by ``n w`` is a rotation 
 Written with complex numbers the rotation is one multiplication: the pair is
 ``z = x[2i] + j x[2i+1]`` and turning it by ``m w_i`` is ``z * exp(j m w_i)``. That is how the
 module computes it (one pass over the tensor instead of four multiplies, two adds and a
-stack); the notebook writes out the cos/sin form, and a test checks the two agree.
+stack). ``rotate_pairs`` writes out the cos/sin form, as the notebook does; it is what runs
+under torch.compile, and a test checks the two agree.
 
 BS-RoFormer keeps one table for the time axis (positions 0..T-1, frames) and one for the
 band axis (positions 0..N-1, bands); every time layer shares the first, every band layer
@@ -57,9 +58,20 @@ class RotaryEmbedding(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Rotate ``x`` of shape ``(..., seq, dim_head)``; returns the same shape and dtype."""
+        if torch.compiler.is_compiling():
+            # torch.compile handles complex tensors poorly but fuses the real form well.
+            return self.rotate_pairs(x)
         pairs = as_complex_pairs(x.float())  # (..., seq, dim_head/2) complex64, a view
         rotated = pairs * self.rotations(x.shape[-2])
         return torch.view_as_real(rotated).flatten(-2).type_as(x)
+
+    def rotate_pairs(self, x: torch.Tensor) -> torch.Tensor:
+        """The rotation with cos and sin: ``(x1, x2) -> (x1 c - x2 s, x1 s + x2 c)``."""
+        cos, sin = self.cos_sin(x.shape[-2])  # (seq, dim_head/2)
+        pairs = x.float().unflatten(-1, (-1, 2))  # (..., seq, dim_head/2, 2)
+        x1, x2 = pairs[..., 0], pairs[..., 1]
+        rotated = torch.stack((x1 * cos - x2 * sin, x1 * sin + x2 * cos), dim=-1)
+        return rotated.flatten(-2).type_as(x)
 
 
 def as_complex_pairs(x: torch.Tensor) -> torch.Tensor:

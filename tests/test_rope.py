@@ -70,3 +70,11 @@ def test_any_memory_layout():
         assert torch.allclose(rope(view), expected, atol=1e-6), name
     # The attention layer rotates q and k in one call: (2, batch, heads, seq, dim_head).
     assert torch.allclose(rope(torch.stack([x, x])), torch.stack([expected, expected]), atol=1e-6)
+
+
+def test_complex_and_cos_sin_forms_agree():
+    rope = RotaryEmbedding(16)
+    x = torch.randn(3, 2, 40, 16)
+    assert torch.allclose(rope(x), rope.rotate_pairs(x), atol=1e-6)
+    half = x.to(torch.bfloat16)  # both rotate in float32 and return the input's dtype
+    assert rope(half).dtype == rope.rotate_pairs(half).dtype == torch.bfloat16
