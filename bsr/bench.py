@@ -4,6 +4,7 @@
     bsr bench separate --preset small --minutes 3
     bsr bench data
     bsr bench eval
+    bsr bench memory --presets paper-l6 paper-l12   (in bsr.bench_memory)
 
 Every table comes with header lines naming the machine, the torch version and the
 configuration, so that a figure never travels without its context. These functions print
@@ -1132,8 +1133,10 @@ def cmd_bench_eval(args: argparse.Namespace) -> int:
 
 
 def add_bench_parser(subparsers) -> argparse.ArgumentParser:
-    """Add ``bench`` with its four actions to ``subparsers`` (from ``add_subparsers``)."""
-    bench = subparsers.add_parser("bench", help="measure speed: model, separate, data, eval")
+    """Add ``bench`` with its five actions to ``subparsers`` (from ``add_subparsers``)."""
+    bench = subparsers.add_parser(
+        "bench", help="measure speed and memory: model, separate, data, eval, memory"
+    )
     actions = bench.add_subparsers(dest="bench_command", metavar="WHAT", required=True)
 
     p = actions.add_parser("model", help="training and inference steps/s, memory, MFU")
@@ -1188,4 +1191,8 @@ def add_bench_parser(subparsers) -> argparse.ArgumentParser:
         help="all: four stems; vocals: vocals + accompaniment",
     )
     p.set_defaults(func=cmd_bench_eval)
+
+    from bsr.bench_memory import add_memory_parser  # it builds on this module
+
+    add_memory_parser(actions)
     return bench
