@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import torch
 
@@ -49,15 +50,18 @@ GIB = 2**30
 PROBE_BATCHES = (1, 2)
 
 
-def step_peak(
-    preset: str,
-    batch: int,
-    seconds: float,
-    device: torch.device,
-    precision: str,
-    checkpointing: bool,
-    seed: int = 0,
-) -> int:
+@dataclass(frozen=True)
+class Probe:
+    """What one memory measurement trains: a preset on clips of ``seconds``, and how."""
+
+    preset: str
+    seconds: float
+    device: torch.device
+    precision: str
+    checkpointing: bool
+
+
+def step_peak(probe: Probe, batch: int, seed: int = 0) -> int:
     """Peak bytes of one training step (after one to create AdamW's state), state included.
 
     GPU: measured by the caching allocator. CPU: the allocator keeps no account, so the
@@ -66,18 +70,18 @@ def step_peak(
     """
     from bsr.model import BSRoformer
 
-    config = load_config(preset)
-    cfg = config.model
+    config = load_config(probe.preset)
+    cfg, device = config.model, probe.device
     hop = cfg.hop_length
-    samples = max(1, round(seconds * cfg.sample_rate / hop)) * hop
+    samples = max(1, round(probe.seconds * cfg.sample_rate / hop)) * hop
     torch.manual_seed(seed)
     model = BSRoformer(cfg).to(device)
-    model.activation_checkpointing = checkpointing
+    model.activation_checkpointing = probe.checkpointing
     generator = torch.Generator().manual_seed(seed)
     audio = 0.1 * torch.randn(batch, cfg.channels, samples, generator=generator).to(device)
     shape = (batch, len(cfg.stems), cfg.channels, samples)
     targets = 0.05 * torch.randn(*shape, generator=generator).to(device)
-    step, optimizer = train_step(model, audio, targets, precision, config.train)
+    step, optimizer = train_step(model, audio, targets, probe.precision, config.train)
     try:
         step()  # AdamW allocates its moments on the first step
         if device.type != "cuda":
@@ -124,21 +128,22 @@ def largest_batch(fixed: float, per_item: float, capacity_gb: float) -> int | No
     return max(0, math.floor((capacity_gb * GIB * USABLE - fixed) / per_item))
 
 
-def fits(
-    preset: str,
-    batch: int,
-    seconds: float,
-    device: torch.device,
-    precision: str,
-    checkpointing: bool,
-) -> bool:
+def fits(probe: Probe, batch: int) -> bool:
     """Whether a training step at ``batch`` runs on the GPU without running out of memory."""
     try:
-        step_peak(preset, batch, seconds, device, precision, checkpointing)
+        step_peak(probe, batch)
         return True
     except torch.OutOfMemoryError:
         torch.cuda.empty_cache()
         return False
+
+
+def measured_batch(probe: Probe, start: int | None) -> int | None:
+    """The largest batch from ``start`` down that runs on this GPU (None if none does)."""
+    batch = start or 0
+    while batch > 0 and not fits(probe, batch):
+        batch -= 1
+    return batch or None
 
 
 def bench_memory(
@@ -184,7 +189,14 @@ def bench_memory(
     )
     for preset in presets:
         for ckpt in checkpointing:
-            peaks = [step_peak(preset, b, seconds, device, precision, ckpt) for b in PROBE_BATCHES]
+            probe = Probe(preset, seconds, device, precision, ckpt)
+            try:
+                peaks = [step_peak(probe, batch) for batch in PROBE_BATCHES]
+            except torch.OutOfMemoryError:
+                raise BsrError(
+                    f"{preset}: a training step at batch {PROBE_BATCHES[-1]} of {seconds:g} s "
+                    "does not fit on this GPU: pass a shorter --seconds"
+                ) from None
             per_item = (peaks[1] - peaks[0]) / (PROBE_BATCHES[1] - PROBE_BATCHES[0])
             fixed = peaks[0] - PROBE_BATCHES[0] * per_item
             row = {
@@ -198,9 +210,7 @@ def bench_memory(
             if on_gpu and verify:
                 # Start from what all of the card would hold, and step down until one fits.
                 optimistic = largest_batch(fixed, per_item, card_gb / USABLE)
-                row["this GPU, measured"] = measured_batch(
-                    preset, seconds, device, precision, ckpt, optimistic
-                )
+                row["this GPU, measured"] = measured_batch(probe, optimistic)
             table.rows.append(row)
             table.details[f"{preset}_{ckpt}_peaks_mib"] = [p / MIB for p in peaks]
     table.notes = [
@@ -219,21 +229,6 @@ def bench_memory(
             "stepping down until a step fits"
         )
     return table
-
-
-def measured_batch(
-    preset: str,
-    seconds: float,
-    device: torch.device,
-    precision: str,
-    checkpointing: bool,
-    start: int | None,
-) -> int | None:
-    """The largest batch from ``start`` down that runs on this GPU (None if none does)."""
-    batch = start or 0
-    while batch > 0 and not fits(preset, batch, seconds, device, precision, checkpointing):
-        batch -= 1
-    return batch or None
 
 
 def cmd_bench_memory(args: argparse.Namespace) -> int:

@@ -17,6 +17,7 @@ from bsr.bench import add_bench_parser
 from bsr.bench_memory import (
     GIB,
     USABLE,
+    Probe,
     bench_memory,
     largest_batch,
     measured_batch,
@@ -75,14 +76,15 @@ def test_measured_batch_steps_down_until_one_fits(monkeypatch):
 
     tried = []
 
-    def fits(preset, batch, *args):
+    def fits(probe, batch):
         tried.append(batch)
         return batch <= 5
 
     monkeypatch.setattr(module, "fits", fits)
-    assert measured_batch("tiny", 1.0, torch.device("cpu"), "fp32", False, 8) == 5
+    probe = Probe("tiny", 1.0, torch.device("cpu"), "fp32", False)
+    assert measured_batch(probe, 8) == 5
     assert tried == [8, 7, 6, 5]
-    assert measured_batch("tiny", 1.0, torch.device("cpu"), "fp32", False, None) is None
+    assert measured_batch(probe, None) is None
 
 
 def test_bad_arguments_and_the_cli():
