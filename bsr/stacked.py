@@ -27,8 +27,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from bsr.norm import EPS
-
 
 def equal_runs(sizes: Sequence[int]) -> list[tuple[int, int, int]]:
     """Consecutive bands of equal size: ``[(first band, count, size), ...]``.
@@ -65,4 +63,4 @@ def stacked_rms_norm(x: torch.Tensor, norms: Sequence[nn.Module]) -> torch.Tenso
     if not hasattr(norms[0], "gamma"):
         return x
     gamma = torch.stack([norm.gamma for norm in norms])  # (n, dim)
-    return F.rms_norm(x, x.shape[-1:], eps=EPS) * gamma.to(x.dtype)
+    return F.normalize(x, dim=-1) * (gamma * norms[0].scale)
