@@ -14,7 +14,7 @@ from torch.utils.checkpoint import checkpoint
 
 from bsr import BsrError
 from bsr.bench import add_bench_parser
-from bsr.bench_memory import (
+from bsr.bench.memory import (
     GIB,
     USABLE,
     Probe,
@@ -72,7 +72,7 @@ def test_cpu_table_for_the_tiny_preset():
 
 
 def test_measured_batch_steps_down_until_one_fits(monkeypatch):
-    import bsr.bench_memory as module
+    import bsr.bench.memory as module
 
     tried = []
 

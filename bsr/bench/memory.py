@@ -22,25 +22,23 @@ so it is a lower bound and the table says so; the GPU figures are the real ones.
 
 from __future__ import annotations
 
-import argparse
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
 
-from bsr.bench import (
+from bsr.bench.common import (
     MIB,
     PeakMemory,
     Table,
     machine_summary,
     resolve_device,
     resolve_precision,
-    set_threads,
     software_summary,
     state_bytes,
-    train_step,
 )
+from bsr.bench.model import train_step
 from bsr.config import load_config
 from bsr.errors import BsrError
 
@@ -229,34 +227,3 @@ def bench_memory(
             "stepping down until a step fits"
         )
     return table
-
-
-def cmd_bench_memory(args: argparse.Namespace) -> int:
-    set_threads(args.threads)
-    table = bench_memory(
-        args.presets,
-        seconds=args.seconds,
-        device=args.device,
-        precision=args.precision,
-        capacities=args.capacities,
-        verify=not args.no_verify,
-    )
-    print(table.format())
-    return 0
-
-
-def add_memory_parser(actions) -> None:
-    """Add ``memory`` to the ``bsr bench`` actions."""
-    from bsr.bench import PRECISIONS
-
-    p = actions.add_parser("memory", help="largest training batch for 16/24/40/80 GB")
-    p.add_argument("--presets", nargs="+", default=["paper-l6", "paper-l12"])
-    p.add_argument("--seconds", type=float, default=8.0, help="clip length")
-    p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: GPU if present)")
-    p.add_argument("--precision", default="auto", choices=PRECISIONS)
-    p.add_argument(
-        "--capacities", type=float, nargs="+", default=list(CAPACITIES_GB), help="card GB"
-    )
-    p.add_argument("--no-verify", action="store_true", help="skip the real run on the GPU")
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
-    p.set_defaults(func=cmd_bench_memory)

@@ -1,0 +1,344 @@
+"""``bsr bench model``: training and inference steps of a preset's network, timed in turn
+with the peer's when asked.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from bsr.bench.common import (
+    MIB,
+    PeakMemory,
+    Table,
+    autocast,
+    check_positive,
+    machine_summary,
+    peak_flops,
+    resolve_device,
+    resolve_precision,
+    software_summary,
+    state_bytes,
+    timed,
+)
+from bsr.bench.flops import model_flops
+from bsr.bench.peer import (
+    PEER_PACKAGE,
+    PEER_VERSION,
+    PEERS,
+    SAME_OUTPUT_TOLERANCE,
+    build_peer,
+    comparable_config,
+    output_error,
+    peer_module,
+    quiet_peer,
+    with_stem_axis,
+)
+from bsr.config import ModelConfig, TrainConfig, load_config
+from bsr.errors import BsrError
+
+MODES = ("train", "infer", "both")
+
+
+def train_step(
+    net: torch.nn.Module,
+    audio: torch.Tensor,
+    targets: torch.Tensor,
+    precision: str,
+    train: TrainConfig,
+    stft_loss: bool = True,
+) -> tuple[Callable[[], None], torch.optim.Optimizer]:
+    """A function doing one training step of ``net`` as ``bsr train`` does, and its optimizer.
+
+    ``stft_loss=False`` keeps only the waveform L1, which leaves the network's own cost.
+    """
+    from bsr.loss import separation_loss
+    from bsr.train import make_optimizer
+
+    device = audio.device
+    optimizer = make_optimizer(net, train, device)  # bsr train's optimizer, for both networks
+    scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
+    net.train()
+
+    def step() -> None:
+        with autocast(device, precision):
+            estimate = with_stem_axis(net(audio))
+        windows = train.stft_loss_windows if stft_loss else ()
+        loss, _ = separation_loss(
+            estimate, targets, hop_length=train.stft_loss_hop, windows=tuple(windows)
+        )
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
+        optimizer.zero_grad(set_to_none=True)
+
+    return step, optimizer
+
+
+def infer_step(net: torch.nn.Module, audio: torch.Tensor, precision: str) -> Callable[[], None]:
+    """A function doing one forward pass of ``net`` under ``torch.inference_mode``."""
+    net.eval()
+
+    def step() -> None:
+        with torch.inference_mode(), autocast(audio.device, precision):
+            net(audio)
+
+    return step
+
+
+@dataclass
+class Contender:
+    """One network under test: its name, its step function and what it holds in memory."""
+
+    name: str
+    step: Callable[[], None]
+    module: torch.nn.Module
+    optimizer: torch.optim.Optimizer | None = None
+    quiet: bool = False  # run under quiet_peer()
+    times: list[float] = field(default_factory=list)
+    peak: int = 0
+
+
+def run_step(contender: Contender, fn: Callable[[], Any]) -> Any:
+    """``fn()`` for one contender: the peer quietly, and its failures as a BsrError."""
+    if not contender.quiet:
+        return fn()
+    with quiet_peer():
+        try:
+            return fn()
+        except RuntimeError as error:
+            reason = str(error).splitlines()[0][:120]
+            raise BsrError(
+                f"{PEER_PACKAGE} {PEER_VERSION} failed here ({reason}): try --precision fp32, "
+                "or run without --compare"
+            ) from None
+
+
+def run_in_turn(
+    contenders: Sequence[Contender], steps: int, warmup: int, device: torch.device
+) -> str:
+    """Warm up, then time ``steps`` steps of each contender, taking turns step by step.
+
+    Fills each contender's ``times`` and ``peak``; returns how memory was measured.
+    """
+    memory = PeakMemory(device)
+    for _ in range(warmup):
+        for c in contenders:
+            run_step(c, c.step)
+    for _ in range(steps):
+        for c in contenders:
+            memory.start()
+            c.times.append(run_step(c, lambda c=c: timed(c.step, device)))
+            c.peak = max(c.peak, memory.stop(own=state_bytes(c.module, c.optimizer)))
+    return memory.method
+
+
+def describe_config(name: str, config: ModelConfig, parameters: int) -> str:
+    """One line: the network's sizes, its bands and STFT, its parameter count."""
+    from bsr.bands import make_layout
+
+    layout = make_layout(config.bands, config.sample_rate, config.n_fft, config.num_mel_bands)
+    bands = config.bands if isinstance(config.bands, str) else "custom"
+    return (
+        f"config: {name}: dim {config.dim}, depth {config.depth}, heads {config.heads}x"
+        f"{config.head_dim}, {layout.num_bands} {bands} bands, n_fft {config.n_fft}, hop "
+        f"{config.hop_length}, {config.channels} ch, {len(config.stems)} stems, mask_norm "
+        f"{config.mask_norm}, gates {config.gates}, expansion {config.mlp_expansion_factor}, "
+        f"{parameters / 1e6:.2f}M parameters"
+    )
+
+
+MODEL_COLUMNS = [
+    "network",
+    "step",
+    "precision",
+    "median ms",
+    "steps/s",
+    "audio s/s",
+    "peak MiB",
+    "TFLOP/s",
+    "MFU",
+]
+
+
+def bench_model(
+    preset: str = "small",
+    batch: int | None = None,
+    seconds: float | None = None,
+    precision: str = "auto",
+    steps: int = 10,
+    warmup: int = 3,
+    device: str | torch.device | None = None,
+    compare: str | None = None,
+    mode: str = "both",
+    peak_tflops: float | None = None,
+    stft_loss: bool = True,
+    seed: int = 0,
+) -> Table:
+    """Training and/or inference speed of a preset's model, optionally against the peer.
+
+    Args:
+        preset: preset name or YAML config.
+        batch, seconds: clips per step and their length; default: the preset's
+            ``train.batch_size`` and ``train.segment_seconds``. The length is rounded to
+            a whole number of STFT hops (the peer's iSTFT returns exactly that).
+        precision: ``auto``, ``fp32``, ``bf16`` or ``fp16`` (autocast; fp16 needs a GPU).
+        steps, warmup: timed steps (the median is reported) and untimed ones before.
+        device: ``cpu``, ``cuda``, ``cuda:N``; default the GPU if there is one.
+        compare: ``"lucidrains"`` times bs-roformer 0.4.1 beside bsr.
+        mode: ``train`` (forward, loss, backward, AdamW), ``infer`` (forward), ``both``.
+        peak_tflops: the device's peak, for MFU where :data:`PEAK_FLOPS` does not know it.
+        stft_loss: False trains on the waveform L1 alone, leaving out the multi-resolution
+            STFT loss (whose cost does not depend on the network).
+    """
+    from bsr.model import BSRoformer, count_parameters
+
+    if mode not in MODES:
+        raise BsrError(f"unknown mode {mode!r}: use {', '.join(MODES)}")
+    if compare is not None and compare not in PEERS:
+        raise BsrError(f"cannot compare with {compare!r}: the one peer is {', '.join(PEERS)}")
+    check_positive(batch=batch, seconds=seconds, steps=steps, peak_tflops=peak_tflops)
+    if warmup < 0:
+        raise BsrError(f"--warmup must be 0 or more, got {warmup}")
+    config = load_config(preset)
+    device = resolve_device(device)
+    precision = resolve_precision(precision, device)
+    batch = batch or config.train.batch_size
+    seconds = seconds or config.train.segment_seconds
+    model_config, changes = config.model, []
+    if compare is not None:
+        model_config, changes = comparable_config(model_config)
+        peer_module()  # fail early, before building anything
+    hop, rate = model_config.hop_length, model_config.sample_rate
+    samples = max(1, round(seconds * rate / hop)) * hop
+    seconds = samples / rate
+
+    torch.manual_seed(seed)
+    model = BSRoformer(model_config).to(device)
+    generator = torch.Generator().manual_seed(seed)
+    audio = 0.1 * torch.randn(batch, model_config.channels, samples, generator=generator)
+    shape = (batch, len(model_config.stems), model_config.channels, samples)
+    targets = 0.05 * torch.randn(*shape, generator=generator)
+    audio, targets = audio.to(device), targets.to(device)
+    networks: list[tuple[str, torch.nn.Module, bool]] = [("bsr", model, False)]
+
+    peak, peak_source = peak_flops(device, precision, peak_tflops)
+    forward_flops = model_flops(model_config, batch, samples)
+    extra = ""
+    notes = []
+    details: dict[str, Any] = {
+        "forward_flops": forward_flops,
+        "samples": samples,
+        "peak_flops": peak,
+        "changes": changes,
+    }
+    if compare is not None:
+        peer = build_peer(model, device)
+        error = output_error(model, peer, audio[:1])
+        if not error <= SAME_OUTPUT_TOLERANCE:
+            raise BsrError(
+                f"bsr and {PEER_PACKAGE} disagree (relative error {error:.2g} > "
+                f"{SAME_OUTPUT_TOLERANCE:g}), so timing them would compare different work: "
+                f"check that {PEER_PACKAGE}=={PEER_VERSION} is installed"
+            )
+        details["relative_error"] = error
+        networks.append(("lucidrains", peer, True))
+        extra = f", {PEER_PACKAGE} {PEER_VERSION}"
+        what = ", ".join(changes) if changes else "none needed"
+        notes.append(
+            "ratios are bsr / lucidrains: above 1 in steps/s means bsr is faster, below 1 "
+            "in peak MiB means bsr needs less memory"
+        )
+        notes.append(
+            f"compared: {PEER_PACKAGE} {PEER_VERSION} with bsr's weights; outputs checked "
+            f"equal first (fp32, relative error {error:.1e} <= {SAME_OUTPUT_TOLERANCE:g}); "
+            f"preset adapted to the community layout ({what}); steps alternate bsr, peer"
+        )
+        if device.type == "cuda" and "A100" not in torch.cuda.get_device_name(device):
+            notes.append(
+                f"{PEER_PACKAGE} {PEER_VERSION} turns off the flash-attention kernel on GPUs "
+                "other than the A100 (its own choice, measured as shipped)"
+            )
+
+    table = Table(
+        title=f"bsr bench model: {config.name}" + (f" vs {compare}" if compare else ""),
+        columns=list(MODEL_COLUMNS),
+        header=[
+            machine_summary(device),
+            software_summary(extra),
+            describe_config(config.name, model_config, count_parameters(model)),
+            f"run: batch {batch} x {seconds:.2f} s ({samples} samples, "
+            f"{samples // hop + 1} frames), {precision} on {device}, median of {steps} steps "
+            f"after {warmup} warm-up",
+        ],
+        formats={"MFU": "{:.1%}"},
+        details=details,
+    )
+    memory_method = ""
+    modes = ("train", "infer") if mode == "both" else (mode,)
+    for kind in modes:
+        contenders = []
+        for name, net, quiet in networks:
+            optimizer = None
+            if kind == "train":
+                step, optimizer = train_step(
+                    net, audio, targets, precision, config.train, stft_loss
+                )
+            else:
+                step = infer_step(net, audio, precision)
+            contenders.append(Contender(name, step, net, optimizer, quiet))
+        memory_method = run_in_turn(contenders, steps, warmup, device)
+        flops = forward_flops * (3 if kind == "train" else 1)
+        rows = []
+        for c in contenders:
+            median = statistics.median(c.times)
+            achieved = flops / median
+            row = {
+                "network": c.name,
+                "step": kind,
+                "precision": precision,
+                "median ms": 1e3 * median,
+                "steps/s": 1.0 / median,
+                "audio s/s": batch * seconds / median,
+                "peak MiB": c.peak / MIB,
+                "TFLOP/s": achieved / 1e12,
+                "MFU": achieved / peak if peak else None,
+            }
+            rows.append(row)
+            details[f"{c.name}_{kind}_times"] = list(c.times)
+        table.rows.extend(rows)
+        if len(rows) == 2:
+            ours, theirs = rows
+            ratios = {
+                key: ours[key] / theirs[key] if theirs[key] else None
+                for key in ("median ms", "steps/s", "audio s/s", "peak MiB", "TFLOP/s")
+            }
+            details[f"ratio_{kind}"] = ratios
+            table.rows.append(
+                {"network": "bsr / lucidrains", "step": kind, "precision": precision}
+                | {key: f"{value:.2f}x" if value else None for key, value in ratios.items()}
+            )
+        for c in contenders:  # free gradients and optimizer state before the next mode
+            c.optimizer = None
+            c.module.zero_grad(set_to_none=True)
+        del contenders
+
+    t = config.train
+    loss = (
+        f"waveform L1 + STFT L1 (hop {t.stft_loss_hop}, windows {list(t.stft_loss_windows)})"
+        if stft_loss and t.stft_loss_windows
+        else "waveform L1 (no STFT loss)"
+    )
+    table.notes = [
+        f"train = forward + {loss} + backward + AdamW; infer = forward under torch.inference_mode",
+        f"FLOPs: analytic matrix products, forward {forward_flops / 1e9:.3g} GFLOP per step, "
+        f"train counts 3x; MFU peak: {peak_source}",
+        f"peak memory: {memory_method}"
+        + (" (includes the other network)" if compare and device.type == "cpu" else ""),
+        *notes,
+    ]
+    return table
