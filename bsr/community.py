@@ -380,14 +380,8 @@ def config_from_zfturbo(source: str | Path | dict) -> ModelConfig:
         raise BsrError(f"model.{zf_key}:{rest}" if zf_key else str(error)) from None
 
 
-def community_kwargs(config: ModelConfig) -> dict[str, Any]:
-    """Keyword arguments for ``bs_roformer.BSRoformer`` (0.4.1) with the same network."""
-    require_community_layout(config, "build")
-    if config.mlp_expansion_factor != 4:
-        raise BsrError(
-            f"bs-roformer 0.4.1 fixes mlp_expansion_factor at 4, got "
-            f"{config.mlp_expansion_factor}: set model.mlp_expansion_factor: 4"
-        )
+def network_settings(config: ModelConfig) -> dict[str, Any]:
+    """The network's sizes under the community's names, shared by both formats below."""
     layout = make_layout(config.bands, config.sample_rate, config.n_fft, config.num_mel_bands)
     return {
         "dim": config.dim,
@@ -409,37 +403,33 @@ def community_kwargs(config: ModelConfig) -> dict[str, Any]:
     }
 
 
+def community_kwargs(config: ModelConfig) -> dict[str, Any]:
+    """Keyword arguments for ``bs_roformer.BSRoformer`` (0.4.1) with the same network."""
+    require_community_layout(config, "build")
+    if config.mlp_expansion_factor != 4:
+        raise BsrError(
+            f"bs-roformer 0.4.1 fixes mlp_expansion_factor at 4, got "
+            f"{config.mlp_expansion_factor}: set model.mlp_expansion_factor: 4"
+        )
+    return network_settings(config)
+
+
 def zfturbo_config(config: ModelConfig) -> dict[str, Any]:
     """The ZFTurbo YAML sections (``audio``, ``model``, ``training``) describing ``config``.
 
     The inverse of :func:`config_from_zfturbo`, for sharing an exported checkpoint.
     """
     require_community_layout(config)
-    layout = make_layout(config.bands, config.sample_rate, config.n_fft, config.num_mel_bands)
     hop = config.hop_length
     one_stem = len(config.stems) == 1
-    model = {
-        "dim": config.dim,
-        "depth": config.depth,
-        "stereo": config.channels == 2,
-        "num_stems": len(config.stems),
-        "time_transformer_depth": config.time_transformer_depth,
-        "freq_transformer_depth": config.band_transformer_depth,
-        "linear_transformer_depth": 0,
-        "freqs_per_bands": list(layout.sizes),
-        "dim_head": config.head_dim,
-        "heads": config.heads,
-        "attn_dropout": config.attn_dropout,
-        "ff_dropout": config.ff_dropout,
-        "flash_attn": True,
-        "dim_freqs_in": config.n_fft // 2 + 1,
-        "stft_n_fft": config.n_fft,
-        "stft_hop_length": hop,
-        "stft_win_length": config.win_length or config.n_fft,
-        "stft_normalized": False,
-        "mask_estimator_depth": config.mask_estimator_depth,
-        "mlp_expansion_factor": config.mlp_expansion_factor,
-    }
+    model = network_settings(config)
+    model["freqs_per_bands"] = list(model["freqs_per_bands"])  # a YAML list, not a tuple
+    model.update(
+        linear_transformer_depth=0,
+        flash_attn=True,
+        stft_normalized=False,
+        mlp_expansion_factor=config.mlp_expansion_factor,
+    )
     return {
         # chunk_size: ZFTurbo's inference window; 8 s (the paper's), a whole number of hops.
         "audio": {
