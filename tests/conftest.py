@@ -21,6 +21,28 @@ def tiny_config(**overrides):
     return ModelConfig(**values)
 
 
+def community_config(**overrides):
+    """A small community-flavoured config: final norm, gates, no dropout."""
+    from bsr.config import ModelConfig
+
+    values = dict(
+        channels=2,
+        stems=["vocals"],
+        n_fft=512,
+        hop_length=128,
+        bands=[4, 12, 48, 64, 129],
+        dim=16,
+        depth=1,
+        heads=2,
+        attn_dropout=0.0,
+        ff_dropout=0.0,
+        mask_norm="final",
+        gates=True,
+    )
+    values.update(overrides)
+    return ModelConfig(**values)
+
+
 def check_fails(exercise_id: str, answer, *fragments: str) -> str:
     """Assert that ``answer`` fails exercise ``exercise_id`` with every fragment in the message."""
     import bsr.check

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 import yaml
+from conftest import community_config
 
 from bsr import BsrError, BSRoformer, Config, ModelConfig
 from bsr.checkpoint import export_community, load_model, load_weights, save_model
@@ -27,26 +28,6 @@ pytestmark = [
 ]
 
 PAPER_BANDS = [2] * 24 + [4] * 12 + [12] * 8 + [24] * 8 + [48] * 8 + [128, 129]
-
-
-def community_config(**overrides) -> ModelConfig:
-    """A small community-flavoured config: final norm, gates, no dropout."""
-    values = dict(
-        channels=2,
-        stems=["vocals"],
-        n_fft=512,
-        hop_length=128,
-        bands=[4, 12, 48, 64, 129],
-        dim=16,
-        depth=1,
-        heads=2,
-        attn_dropout=0.0,
-        ff_dropout=0.0,
-        mask_norm="final",
-        gates=True,
-    )
-    values.update(overrides)
-    return ModelConfig(**values)
 
 
 def peer(config: ModelConfig, seed: int = 1):

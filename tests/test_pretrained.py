@@ -19,10 +19,11 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
+from conftest import community_config
 
 from bsr.checkpoint import export_community, save_model
 from bsr.community import zfturbo_config
-from bsr.config import ModelConfig, load_config
+from bsr.config import load_config
 from bsr.errors import BsrError
 from bsr.model import BSRoformer
 from bsr.pretrained import (
@@ -37,18 +38,7 @@ from bsr.pretrained import (
 )
 
 # A community-layout model small enough to build in milliseconds.
-COMMUNITY = ModelConfig(
-    stems=["vocals"],
-    n_fft=512,
-    hop_length=128,
-    dim=32,
-    depth=1,
-    heads=2,
-    attn_dropout=0.0,
-    ff_dropout=0.0,
-    mask_norm="final",
-    gates=True,
-)
+COMMUNITY = community_config(dim=32, bands="paper")
 
 
 def sha256(path: Path) -> str:
