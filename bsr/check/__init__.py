@@ -96,3 +96,14 @@ def expect(condition: bool, message: str) -> None:
     """Fail with ``message`` unless ``condition`` holds (for named properties)."""
     if not condition:
         raise CheckFailed(message)
+
+
+def small_model(**overrides):
+    """A random BSRoformer small enough for a check (n_fft 128, D 16, one block, no dropout)."""
+    from bsr.config import ModelConfig
+    from bsr.model import BSRoformer
+
+    values = dict(n_fft=128, hop_length=32, dim=16, depth=1, heads=2, stems=["vocals", "drums"],
+                  mlp_expansion_factor=1, attn_dropout=0.0, ff_dropout=0.0)  # fmt: skip
+    values.update(overrides)
+    return BSRoformer(ModelConfig(**values)).eval()

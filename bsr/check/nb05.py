@@ -12,10 +12,8 @@ from __future__ import annotations
 
 import torch
 
-from bsr.check import CheckFailed, expect, expect_close, expect_shape, register
-from bsr.config import ModelConfig
+from bsr.check import CheckFailed, expect, expect_close, expect_shape, register, small_model
 from bsr.mask_estimator import BandMask
-from bsr.model import BSRoformer
 from bsr.stft import complex_to_features, features_to_complex
 
 
@@ -73,22 +71,6 @@ def check_band_mask(band_mask) -> None:
     expect_close(got, expected, "band_mask(x, ...) against BandMask", atol=1e-4)
 
 
-def _tiny_model(**overrides) -> BSRoformer:
-    base = dict(
-        n_fft=128,
-        hop_length=32,
-        dim=16,
-        depth=1,
-        heads=2,
-        stems=["vocals", "drums"],
-        mlp_expansion_factor=1,
-        attn_dropout=0.0,
-        ff_dropout=0.0,
-    )
-    base.update(overrides)
-    return BSRoformer(ModelConfig(**base)).eval()
-
-
 @register("05.2")
 def check_apply_complex_mask(apply_complex_mask) -> None:
     torch.manual_seed(52)
@@ -124,7 +106,7 @@ def check_apply_complex_mask(apply_complex_mask) -> None:
         raise CheckFailed("the imaginary part is right but the real part is not: it is ac - bd")
     expect_close(got, expected, what, atol=1e-5)
     # Through the inverse STFT, it is exactly what the model does.
-    model = _tiny_model()
+    model = small_model()
     audio = torch.randn(1, 2, 2000)
     spec = model.stft(audio)
     with torch.no_grad():
@@ -141,7 +123,7 @@ def check_estimate_masks(estimate_masks) -> None:
         {"stems": ["vocals", "drums", "bass"]},
         {"mask_norm": "final", "stems": ["vocals", "drums", "bass", "other"]},
     ):
-        model = _tiny_model(**overrides)
+        model = small_model(**overrides)
         with torch.no_grad():
             for p in model.parameters():  # make every norm matter
                 if p.dim() == 1:

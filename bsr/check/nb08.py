@@ -12,8 +12,7 @@ from __future__ import annotations
 
 import torch
 
-from bsr.check import CheckFailed, expect, expect_close, expect_shape, register
-from bsr.config import ModelConfig
+from bsr.check import CheckFailed, expect, expect_close, expect_shape, register, small_model
 from bsr.model import BSRoformer
 from bsr.viz.attention import mean_attention_distance, record_attention
 
@@ -23,21 +22,10 @@ def _close(a, b, atol: float = 1e-5) -> bool:
     return a.shape == b.shape and torch.allclose(a.double(), b.double(), atol=atol, rtol=1e-4)
 
 
-def small_model(seed: int = 8) -> BSRoformer:
+def two_block_model(seed: int = 8) -> BSRoformer:
     """A random two-block model, small enough for a check (n_fft 256: 36 bands)."""
     torch.manual_seed(seed)
-    config = ModelConfig(
-        n_fft=256,
-        hop_length=64,
-        dim=16,
-        depth=2,
-        heads=2,
-        stems=["vocals"],
-        mlp_expansion_factor=1,
-        attn_dropout=0.0,
-        ff_dropout=0.0,
-    )
-    return BSRoformer(config).eval()
+    return small_model(n_fft=256, hop_length=64, depth=2, stems=["vocals"])
 
 
 def _attention_modules(model):
@@ -46,7 +34,7 @@ def _attention_modules(model):
 
 @register("08.1")
 def check_time_attention(time_attention) -> None:
-    model = small_model()
+    model = two_block_model()
     torch.manual_seed(80)
     audio = torch.randn(1, 2, 64 * 30) * 0.3  # 31 frames, 36 bands: the axes cannot be confused
     bands, frames, heads = model.layout.num_bands, 31, model.config.heads
