@@ -125,6 +125,7 @@ def require_community_layout(config: ModelConfig, what: str = "export") -> None:
         "bands": (config.bands != "mel", "use 'paper' or a list of band sizes"),
         "ff_mult": (config.ff_mult == 4, "set model.ff_mult: 4"),
         "rope_theta": (config.rope_theta == 10000.0, "set model.rope_theta: 10000"),
+        "rope": (config.rope, "set model.rope: true"),
     }
     for key, (ok, fix) in problems.items():
         if not ok:

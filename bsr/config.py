@@ -45,6 +45,7 @@ class ModelConfig:
     ff_mult: int = 4
     attn_dropout: float = 0.1
     ff_dropout: float = 0.1
+    rope: bool = True  # rotary positions in attention; false trains a model without them
     rope_theta: float = 10000.0
     mask_estimator_depth: int = 2
     mlp_expansion_factor: int = 4
@@ -124,6 +125,7 @@ class TrainConfig:
     lr_decay_every: int = 40000  # ... every this many steps
     warmup_steps: int = 0
     ema_decay: float = 0.999
+    ema_warmup: int = 10  # the decay ramps up as (1 + n) / (ema_warmup + n); 0 = fixed decay
     grad_clip: float | None = None
     grad_accum: int = 1
     precision: str = "auto"  # auto (bf16/fp16 on GPU, fp32 on CPU), bf16, fp16, fp32

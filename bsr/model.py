@@ -98,7 +98,7 @@ class BSRoformer(nn.Module):
             )
             for _ in self.stems
         )
-        self.use_rope = True  # switch off to see what attention does without positions
+        self.use_rope = cfg.rope  # switch off to see what attention does without positions
         # Recompute each block's activations in the backward pass instead of storing them:
         # less memory for more compute (the paper trains with it).
         self.activation_checkpointing = False

@@ -27,12 +27,12 @@ from pathlib import Path
 
 import torch
 import torch.distributed as dist
-from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+from torch.optim.swa_utils import AveragedModel
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from bsr import __version__
 from bsr.checkpoint import atomic_save, read_torch_file, save_model
-from bsr.config import Config, TrainConfig, load_config
+from bsr.config import Config, TrainConfig, config_from_dict, load_config
 from bsr.errors import BsrError
 from bsr.loss import separation_loss
 from bsr.model import BSRoformer
@@ -147,6 +147,30 @@ def restore_rng(state: dict) -> None:
         torch.cuda.set_rng_state_all(state["rng"]["cuda"])
 
 
+def ema_decay_at(updates: int, decay: float, warmup: int) -> float:
+    """The EMA decay after ``updates`` averaged steps: ramps up to ``decay`` over ``warmup``.
+
+    A fixed decay of 0.999 from step 1 keeps a third of the *initial* weights after 1,000
+    steps, so short runs would save nearly untrained weights. The ramp
+    ``(1 + n) / (warmup + n)`` starts at 1/warmup (the average follows the model closely)
+    and reaches ``decay`` once the run is long enough for it to mean something.
+    """
+    if warmup <= 0:
+        return decay
+    return min(decay, (1 + updates) / (warmup + updates))
+
+
+def make_ema(model: torch.nn.Module, decay: float, warmup: int) -> AveragedModel:
+    """An exponential moving average of ``model``'s weights with a warmed-up decay."""
+
+    @torch.no_grad()
+    def update(averages, currents, num_averaged):
+        weight = 1.0 - ema_decay_at(int(num_averaged), decay, warmup)
+        torch._foreach_lerp_(averages, currents, weight)
+
+    return AveragedModel(model, multi_avg_fn=update, use_buffers=False)
+
+
 def make_optimizer(
     model: torch.nn.Module, t: TrainConfig, device: torch.device
 ) -> torch.optim.Optimizer:
@@ -167,7 +191,7 @@ def build_run(config: Config, device: torch.device) -> Run:
     torch.manual_seed(config.train.seed)
     model = BSRoformer(config.model).to(device)
     t = config.train
-    ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(t.ema_decay))
+    ema = make_ema(model, t.ema_decay, t.ema_warmup)
     optimizer = make_optimizer(model, t, device)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda step: lr_factor(step, t.warmup_steps, t.lr_decay, t.lr_decay_every)
@@ -311,7 +335,8 @@ def train(
     state = None
     if resume:
         state = read_checkpoint(last)
-        if state["config"]["model"] != config.to_dict()["model"]:
+        # Compare as configs, so a key added to bsr since (with its default) still matches.
+        if config_from_dict(state["config"]).model != config.model:
             raise BsrError(
                 f"{last} was trained with another model config: resume with the same one"
             )

@@ -12,7 +12,14 @@ import torch
 
 from bsr.config import load_config
 from bsr.errors import BsrError
-from bsr.train import OffsetSampler, lr_factor, read_checkpoint, train
+from bsr.train import (
+    OffsetSampler,
+    ema_decay_at,
+    lr_factor,
+    make_ema,
+    read_checkpoint,
+    train,
+)
 
 STEMS = ("vocals", "drums", "bass", "other")
 
@@ -97,9 +104,38 @@ def test_resume_continues_exactly(dataset, tmp_path):
     whole, split = losses(tmp_path / "whole"), losses(tmp_path / "split")
     assert list(split) == [1, 2, 3, 4]
     assert split == whole  # bit-identical losses, dropout included
-    a = torch.load(tmp_path / "whole" / "last.pt", weights_only=True)["model"]
-    b = torch.load(tmp_path / "split" / "last.pt", weights_only=True)["model"]
-    assert all(torch.equal(a[k], b[k]) for k in a)
+    a = torch.load(tmp_path / "whole" / "last.pt", weights_only=True)
+    b = torch.load(tmp_path / "split" / "last.pt", weights_only=True)
+    for part in ("model", "ema"):  # the EMA's warm-up resumes where it stopped, too
+        assert all(torch.equal(a[part][k], b[part][k]) for k in a[part])
+    assert a["ema_state"]["n_averaged"] == b["ema_state"]["n_averaged"] == 4
+
+
+def test_ema_decay_warms_up_to_its_target():
+    decays = [ema_decay_at(n, 0.999, 10) for n in range(20000)]
+    assert decays[0] == pytest.approx(0.1)  # the first average is mostly the new weights
+    assert decays[1] == pytest.approx(2 / 11)
+    assert all(a <= b for a, b in zip(decays, decays[1:]))  # never decreases
+    assert decays[-1] == 0.999  # and settles at the configured decay
+    assert ema_decay_at(5, 0.9, 0) == 0.9  # warm-up 0: the fixed decay
+
+
+def test_ema_matches_a_float64_recurrence():
+    model = torch.nn.Linear(3, 2)
+    ema = make_ema(model, decay=0.95, warmup=4)
+    history = []
+    for _ in range(30):
+        with torch.no_grad():
+            for p in model.parameters():
+                p.copy_(torch.randn_like(p))
+        history.append([p.detach().double().clone() for p in model.parameters()])
+        ema.update_parameters(model)
+    expected = history[0]  # the first update copies
+    for n, current in enumerate(history[1:], start=1):
+        d = min(0.95, (1 + n) / (4 + n))
+        expected = [d * e + (1 - d) * c for e, c in zip(expected, current)]
+    for got, want in zip(ema.module.parameters(), expected):
+        torch.testing.assert_close(got.double(), want, rtol=1e-5, atol=1e-6)
 
 
 def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(dataset, tmp_path, monkeypatch):
