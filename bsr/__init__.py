@@ -13,11 +13,13 @@ The library mirrors the course, one concept per module:
 ``bsr.model``        BSRoformer, assembled
 ``bsr.loss``         waveform L1 + multi-resolution STFT L1
 ``bsr.config``       typed configs and the shipped presets
+``bsr.hub``          ``load_model("course")``: a separator from a name or a file
 ===================  =====================================================
 """
 
 from bsr.config import Config, ModelConfig, TrainConfig, list_presets, load_config
 from bsr.errors import BsrError
+from bsr.hub import load_model, separate_audio
 from bsr.model import BSRoformer, count_parameters
 
 __version__ = "0.1.0"
@@ -31,4 +33,6 @@ __all__ = [
     "count_parameters",
     "list_presets",
     "load_config",
+    "load_model",
+    "separate_audio",
 ]
