@@ -24,18 +24,26 @@ museval also has a vocals/accompaniment rule that we mirror: when both ``vocals`
 ``accompaniment`` are estimated, that pair is scored on its own (vocals against
 accompaniment) and any other stems are scored together as a second group.
 
-Baselines put a model's numbers in context, on the same tracks:
+Baselines put a model's numbers in context, on the same tracks. The first two are
+floors; the four oracles are the sigsep oracles of SiSEC 2018 (``sigsep-mus-oracle``):
+they look at the true stems, so they are upper references for a family of methods, not
+results (:data:`BASELINE_NOTES` says what each one bounds):
 
 =================  ==========================================================
 ``mixture``        the mixture itself as the estimate of every stem
 ``constant_gain``  ``g * mixture`` with the least-squares ``g = <s, x> / <x, x>``
-``irm``            ideal ratio mask ``|S_j| / sum_k |S_k|`` on the mixture STFT
-``cirm``           complex ideal ratio mask ``S_j / X``: exact up to STFT round-off
+``ibm``            ideal binary mask: bin to stem ``j`` if ``|S_j| / |X| >= 0.5``
+``irm``            ideal ratio mask ``|S_j| / sum_k |S_k|`` (magnitude, alpha = 1)
+``irm2``           ideal ratio mask ``|S_j|^2 / sum_k |S_k|^2`` (power, alpha = 2)
+``mwf``            multichannel Wiener filter ``v_j R_j (sum_k v_k R_k)^-1 x`` with
+                   per-bin spatial covariances ``R_j(f)`` and PSDs ``v_j(f, t)``
 =================  ==========================================================
 
-The two oracles use a Hann STFT with ``n_fft = 4096`` and hop 1024 (93 ms windows at
-44.1 kHz with 75 % overlap: fine enough in frequency to separate bass notes); both are
-arguments of :func:`baseline_estimates`.
+The masks act on every channel of the mixture STFT ``X`` separately; the MWF filters
+both channels jointly. All four use a Hann STFT with ``n_fft = 4096`` and hop 1024 (93 ms
+windows at 44.1 kHz with 75 % overlap: fine enough in frequency to separate bass notes;
+sigsep used 2048 and 1024), arguments of :func:`baseline_estimates`. The unbounded complex
+ratio mask ``S_j / X`` is not offered: it rebuilds every stem exactly, so it bounds nothing.
 
 All arrays are ``(samples, channels)``, the layout of ``soundfile`` and musdb.
 """
@@ -64,14 +72,35 @@ STEMS = ("vocals", "drums", "bass", "other")
 """MUSDB18's four stems, in museval's order; they add up to the mixture."""
 
 METRICS = ("SDR", "SIR", "ISR", "SAR")
-BASELINES = ("mixture", "constant_gain", "irm", "cirm")
+BASELINES = ("mixture", "constant_gain", "ibm", "irm", "irm2", "mwf")
+"""Baseline names, in the order of the tables (after the model)."""
 METHOD_LABELS = {
     "model": "model",
     "mixture": "mixture",
     "constant_gain": "constant gain",
+    "ibm": "IBM",
     "irm": "IRM",
-    "cirm": "cIRM",
+    "irm2": "IRM (power)",
+    "mwf": "MWF",
 }
+BASELINE_NOTES = {
+    "mixture": "the mixture as every stem's estimate: no separation at all",
+    "constant_gain": "the best single gain per stem and track (least squares): a floor to clear",
+    "ibm": "ideal binary mask (alpha 1, theta 0.5): about the best on/off time-frequency mask",
+    "irm": "ideal ratio mask of magnitudes (alpha 1): about the best real mask on the mixture "
+    "phase",
+    "irm2": "ideal ratio mask of powers (alpha 2, one-channel Wiener filter): the same, "
+    "power-weighted",
+    "mwf": "multichannel Wiener filter from the true PSDs and spatial covariances: about the best "
+    "linear stereo filter per bin",
+}
+"""One line per baseline: what its score bounds (reports print these under the tables)."""
+REMOVED_BASELINES = {
+    "cirm": "the unbounded complex ideal ratio mask S_j / X rebuilds every stem exactly "
+    "(100+ dB), which bounds nothing",
+}
+IBM_THETA = 0.5
+"""The IBM gives a bin to a stem when ``|S_j| / |X| >= IBM_THETA`` (sigsep's majority vote)."""
 CSDR_LABEL = "cSDR (median of medians, museval v4)"
 USDR_LABEL = "uSDR (mean over tracks)"
 
@@ -411,12 +440,53 @@ def _q(x: float) -> float:
 # --------------------------------------------------------------------------- baselines
 
 
+def check_baselines(kinds: Iterable[str]) -> None:
+    """Raise a one-line :class:`BsrError` for a baseline name that is not offered."""
+    for kind in kinds:
+        if kind in REMOVED_BASELINES:
+            raise BsrError(
+                f"baseline {kind!r} was removed: {REMOVED_BASELINES[kind]}; use 'irm' "
+                "(or 'ibm', 'irm2', 'mwf') for an oracle upper bound"
+            )
+        if kind not in BASELINES:
+            raise BsrError(f"unknown baseline {kind!r}: choose from {', '.join(BASELINES)}")
+
+
 def _stft(x: np.ndarray, n_fft: int, hop: int) -> np.ndarray:
     """``(samples, channels)`` -> ``(channels, bins, frames)`` complex64, Hann window."""
     *_, spec = signal.stft(
         x.T.astype(np.float32), window="hann", nperseg=n_fft, noverlap=n_fft - hop
     )
     return spec
+
+
+def _stft_blocks(x: np.ndarray, n_fft: int, hop: int, block: int = 256):
+    """The frames of :func:`_stft` in float64, ``block`` frames at a time.
+
+    Pads like ``scipy.signal.stft`` (``n_fft // 2`` zeros at both ends, then zeros up to
+    a whole number of hops) and transforms one slice of frames per step, so a long track
+    never holds its whole complex128 spectrogram.
+
+    Args:
+        x: ``(samples, channels)``.
+
+    Yields:
+        ``(first frame, (channels, bins, frames') complex128)``.
+    """
+    xp = np.pad(np.asarray(x, dtype=np.float64).T, ((0, 0), (n_fft // 2, n_fft // 2)))
+    xp = np.pad(xp, ((0, 0), (0, (-(xp.shape[-1] - n_fft) % hop) % n_fft)))
+    frames = (xp.shape[-1] - n_fft) // hop + 1
+    for t0 in range(0, frames, block):
+        t1 = min(t0 + block, frames)
+        *_, spec = signal.stft(
+            xp[:, t0 * hop : (t1 - 1) * hop + n_fft],
+            window="hann",
+            nperseg=n_fft,
+            noverlap=n_fft - hop,
+            boundary=None,
+            padded=False,
+        )
+        yield t0, spec
 
 
 def _istft(spec: np.ndarray, length: int, n_fft: int, hop: int) -> np.ndarray:
@@ -426,6 +496,143 @@ def _istft(spec: np.ndarray, length: int, n_fft: int, hop: int) -> np.ndarray:
     if x.shape[-1] < length:  # the padded STFT always covers the signal, but be safe
         x = np.pad(x, ((0, 0), (0, length - x.shape[-1])))
     return x.T.astype(np.float64)
+
+
+def _stems_and_mixture(
+    references: Mapping[str, np.ndarray], mixture: np.ndarray
+) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """Checked float64 ``(samples, channels)`` stems (``"mixture"`` dropped) and mixture."""
+    x = _as_audio("mixture", mixture)
+    stems = {k: _as_audio(f"reference {k!r}", v) for k, v in references.items() if k != "mixture"}
+    if "accompaniment" in stems and len(set(stems) - {"vocals", "accompaniment"}) > 0:
+        raise BsrError(
+            "references hold 'accompaniment' and the stems it is made of: pass only stems "
+            "that add up to the mixture (drop 'accompaniment')"
+        )
+    for k, s in stems.items():
+        if s.shape != x.shape:
+            raise BsrError(f"reference {k!r} has shape {s.shape} but the mixture {x.shape}")
+    return stems, x
+
+
+_MASK_ALPHA = {"ibm": 1, "irm": 1, "irm2": 2}
+"""The exponent of the spectrograms in each mask oracle (sigsep's ``alpha``)."""
+
+
+def _masks(stems: Mapping[str, np.ndarray], X: np.ndarray, kind: str, n_fft: int, hop: int):
+    """Yield ``(stem, (channels, bins, frames) float32 mask)`` of a mask oracle, stem by stem.
+
+    ``ibm``: ``1`` where ``|S_j|^a / |X|^a >= IBM_THETA``, else ``0`` (a bin may go to
+    several stems, or to none, when stems cancel). ``irm``/``irm2``: ``|S_j|^a / sum_k
+    |S_k|^a``. Silent bins (``0 / 0``) get ``0``. The ratio masks compute each stem's
+    STFT twice rather than keep it: a 4-minute stereo stem at n_fft 4096 is ~340 MB.
+    """
+    alpha = _MASK_ALPHA[kind]
+    tiny = np.finfo(np.float32).tiny
+    if kind == "ibm":
+        mix = np.abs(X) ** alpha + tiny
+        for k, s in stems.items():
+            yield k, (np.abs(_stft(s, n_fft, hop)) ** alpha / mix >= IBM_THETA).astype(np.float32)
+        return
+    denom = np.zeros(X.shape, dtype=np.float32)
+    for s in stems.values():
+        denom += np.abs(_stft(s, n_fft, hop)) ** alpha
+    denom += tiny
+    for k, s in stems.items():
+        yield k, np.abs(_stft(s, n_fft, hop)) ** alpha / denom
+
+
+def oracle_masks(
+    references: Mapping[str, np.ndarray],
+    mixture: np.ndarray,
+    kind: str,
+    n_fft: int = N_FFT,
+    hop: int = HOP,
+) -> dict[str, np.ndarray]:
+    """The masks of a mask oracle (``ibm``, ``irm`` or ``irm2``), to look at or test.
+
+    Args:
+        references: stem name -> ``(samples, channels)``, adding up to the mixture.
+        mixture: ``(samples, channels)``.
+
+    Returns:
+        stem name -> ``(channels, bins, frames)`` float32 mask of the mixture's STFT
+        (``scipy.signal.stft``, Hann window, ``n_fft``, ``hop``).
+    """
+    check_baselines([kind])
+    if kind not in _MASK_ALPHA:
+        raise BsrError(f"{kind!r} is not a mask oracle: choose from {', '.join(_MASK_ALPHA)}")
+    stems, x = _stems_and_mixture(references, mixture)
+    return dict(_masks(stems, _stft(x, n_fft, hop), kind, n_fft, hop))
+
+
+def _solve(C: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``C^-1 b`` for a stack of small systems: ``C (..., I, I)``, ``b (..., I)``.
+
+    One or two channels (mono, stereo) by the explicit formulas, which are much faster
+    than ``np.linalg.solve`` on millions of tiny systems.
+    """
+    if C.shape[-1] == 1:
+        return b / C[..., 0]
+    if C.shape[-1] == 2:
+        a, c01, c10, d = C[..., 0, 0], C[..., 0, 1], C[..., 1, 0], C[..., 1, 1]
+        det = a * d - c01 * c10
+        z0 = (d * b[..., 0] - c01 * b[..., 1]) / det
+        z1 = (a * b[..., 1] - c10 * b[..., 0]) / det
+        return np.stack([z0, z1], axis=-1)
+    return np.linalg.solve(C, b[..., None])[..., 0]
+
+
+def _mwf(
+    stems: Mapping[str, np.ndarray], x: np.ndarray, n_fft: int, hop: int
+) -> dict[str, np.ndarray]:
+    """The oracle multichannel Wiener filter (local Gaussian model), after sigsep's ``MWF``.
+
+    Each stem ``j`` is modelled in bin ``(f, t)`` as a zero-mean Gaussian vector over
+    the channels with covariance ``v_j(f, t) R_j(f)``, both taken from the true stem:
+    the PSD ``v_j = mean over channels of |S_j|^2`` and the spatial covariance ``R_j(f) =
+    mean over frames of S_j S_j^H / (eps + v_j)``, scaled to trace = channels, plus
+    ``eps I``. The estimate is ``v_j R_j (sum_k v_k R_k)^-1 x`` in every bin: a stereo
+    filter that uses where a stem sits in the stereo image as well as how loud it is. The
+    estimates add up to the mixture (up to a floor that keeps silent bins finite).
+
+    sigsep then refines the PSD to ``S_j^H R_j^-1 S_j / channels``; we keep the first
+    estimate, whose model power ``trace(v_j R_j)`` is the stem's power ``|S_j|^2`` in every
+    bin, whereas the refinement halves the power of a stem panned to one spot (rank-1
+    ``R_j``) and amplifies round-off there. Computed in float64, a block of frames at a
+    time, so a long track never holds a whole complex128 spectrogram.
+    """
+    eps = np.finfo(np.float64).eps
+    channels = x.shape[1]
+    eye = np.eye(channels)
+    model = {}
+    for k, s in stems.items():
+        acc = np.zeros((n_fft // 2 + 1, channels, channels), dtype=np.complex128)
+        v = []
+        for _, S in _stft_blocks(s, n_fft, hop):
+            v.append(np.mean(np.abs(S) ** 2, axis=0))
+            acc += np.einsum("ift,jft->fij", S / (eps + v[-1]), S.conj())
+        v = np.concatenate(v, axis=1)
+        R = acc / v.shape[1]
+        trace = np.real(np.einsum("fii->f", R))[:, None, None]
+        R = np.where(trace > 0, R * channels / np.where(trace > 0, trace, 1.0), eye) + eps * eye
+        model[k] = (R, v.astype(np.float32))
+
+    # Where every stem is silent sum_k v_k R_k is 0: a floor far below the music keeps
+    # the inverse finite and sends those bins to 0.
+    floor = 1e-10 * sum(float(np.mean(v)) for _, v in model.values()) or 1.0
+    out = {}
+    for k in stems:
+        R_k, v_k = model[k]
+        spec = np.empty((channels, *v_k.shape), dtype=np.complex64)
+        for t0, X in _stft_blocks(x, n_fft, hop):
+            t = slice(t0, t0 + X.shape[-1])
+            C = floor * eye + sum(v[:, t, None, None] * R[:, None] for R, v in model.values())
+            z = _solve(C, X.transpose(1, 2, 0))  # (bins, frames', channels)
+            est = v_k[:, t, None] * np.einsum("fij,ftj->fti", R_k, z)
+            spec[:, :, t] = est.transpose(2, 0, 1)
+        out[k] = _istft(spec, x.shape[0], n_fft, hop)
+    return out
 
 
 def baseline_estimates(
@@ -441,55 +648,23 @@ def baseline_estimates(
         references: stem name -> ``(samples, channels)``; the stems must add up to the
             mixture (MUSDB's four, or vocals + accompaniment). The oracles look at them.
         mixture: ``(samples, channels)``.
-        kind: one of :data:`BASELINES`.
-        n_fft, hop: STFT size for ``irm``/``cirm``.
+        kind: one of :data:`BASELINES` (see :data:`BASELINE_NOTES`).
+        n_fft, hop: STFT size for the oracles ``ibm``, ``irm``, ``irm2``, ``mwf``.
 
     Returns:
         stem name -> ``(samples, channels)`` float64 estimate.
     """
-    if kind not in BASELINES:
-        raise BsrError(f"unknown baseline {kind!r}: choose from {', '.join(BASELINES)}")
-    x = _as_audio("mixture", mixture)
-    stems = {k: _as_audio(f"reference {k!r}", v) for k, v in references.items() if k != "mixture"}
-    if "accompaniment" in stems and len(set(stems) - {"vocals", "accompaniment"}) > 0:
-        raise BsrError(
-            "references hold 'accompaniment' and the stems it is made of: pass only stems "
-            "that add up to the mixture (drop 'accompaniment')"
-        )
-    for k, s in stems.items():
-        if s.shape != x.shape:
-            raise BsrError(f"reference {k!r} has shape {s.shape} but the mixture {x.shape}")
-
+    check_baselines([kind])
+    stems, x = _stems_and_mixture(references, mixture)
     if kind == "mixture":
         return {k: x.copy() for k in stems}
     if kind == "constant_gain":
         energy = float(np.sum(x * x)) or 1.0  # silent mixture: any g is optimal, use 0
         return {k: float(np.sum(s * x)) / energy * x for k, s in stems.items()}
-
-    n = x.shape[0]
+    if kind == "mwf":
+        return _mwf(stems, x, n_fft, hop)
     X = _stft(x, n_fft, hop)  # (channels, bins, frames)
-    out = {}
-    if kind == "irm":
-        # Each stem's STFT is computed twice (denominator, then mask) to keep only one
-        # stem's spectrogram in memory: a 4-minute stereo stem at n_fft 4096 is ~340 MB.
-        denom = np.zeros(X.shape, dtype=np.float32)
-        for s in stems.values():
-            denom += np.abs(_stft(s, n_fft, hop))
-        denom += np.finfo(np.float32).tiny  # 0/0 in silent bins -> mask 0
-        for k, s in stems.items():
-            mask = np.abs(_stft(s, n_fft, hop)) / denom
-            out[k] = _istft(mask * X, n, n_fft, hop)
-        return out
-    # cIRM: M = S / X = S conj(X) / |X|^2. Where |X| ~ 0 the ratio explodes (and is 0/0 in
-    # digital silence), so |X|^2 is floored at a tiny fraction of its mean; above the floor
-    # M X == S and the estimate equals the stem up to STFT round-off.
-    power = np.abs(X) ** 2
-    floor = 1e-10 * float(np.mean(power)) + 1e-30
-    denom = np.maximum(power, floor)
-    for k, s in stems.items():
-        mask = _stft(s, n_fft, hop) * np.conj(X) / denom
-        out[k] = _istft(mask * X, n, n_fft, hop)
-    return out
+    return {k: _istft(m * X, x.shape[0], n_fft, hop) for k, m in _masks(stems, X, kind, n_fft, hop)}
 
 
 # --------------------------------------------------------------------------- results
@@ -546,7 +721,8 @@ def _fmt(x: float) -> str:
 def format_table(results: MethodResult | Sequence[MethodResult]) -> str:
     """Markdown: a cSDR table and a separate uSDR table, rows = methods, cols = stems + average.
 
-    Rows follow the order model, mixture, constant gain, IRM, cIRM (others after).
+    Rows follow the order model, mixture, constant gain, then the oracles IBM, IRM, IRM
+    (power), MWF (others after). :func:`format_notes` says what each baseline bounds.
     """
     if isinstance(results, MethodResult):
         results = [results]
@@ -566,6 +742,18 @@ def format_table(results: MethodResult | Sequence[MethodResult]) -> str:
             lines.append(f"| {r.label} | " + " | ".join(row) + " |")
         lines.append("")
     return "\n".join(lines)
+
+
+def format_notes(results: MethodResult | Sequence[MethodResult]) -> str:
+    """Markdown list: one line per baseline in ``results`` on what its score bounds."""
+    if isinstance(results, MethodResult):
+        results = [results]
+    present = {r.method for r in results}
+    lines = [f"- **{METHOD_LABELS[b]}**: {BASELINE_NOTES[b]}" for b in BASELINES if b in present]
+    if not lines:
+        return ""
+    head = "Baselines (the oracles look at the true stems: upper references, not results):"
+    return "\n".join([head, "", *lines, ""])
 
 
 def format_csv(results: MethodResult | Sequence[MethodResult]) -> str:
@@ -588,6 +776,8 @@ def write_reports(
 ) -> Path:
     """Write per-track museval JSON, ``results.md`` and ``results.csv`` under ``out_dir``.
 
+    ``results.md`` holds :func:`format_table` and, under it, :func:`format_notes`.
+
     The model's JSON go to ``out_dir/<subset>/<track>.json`` (museval's layout), a
     baseline's to ``out_dir/baselines/<kind>/<subset>/<track>.json``.
     """
@@ -598,7 +788,8 @@ def write_reports(
         for name, scores in r.tracks.items():
             with open(folder / f"{name}.json", "w") as f:
                 json.dump(museval_json(scores), f, indent=2)
-    (out / "results.md").write_text(format_table(results))
+    notes = format_notes(results)
+    (out / "results.md").write_text(format_table(results) + (f"\n{notes}" if notes else ""))
     (out / "results.csv").write_text(format_csv(results))
     return out
 
@@ -632,11 +823,10 @@ def _load_references(track_dir: Path) -> tuple[dict[str, np.ndarray], np.ndarray
     return refs, mixture, rate
 
 
-def _evaluate_job(job: dict) -> dict[str, dict]:
-    """One track, run in a worker process: method -> evaluate_track() result."""
-    track = job["track"]
+def _evaluate_job(job: dict) -> dict:
+    """One method on one track, run in a worker process: an evaluate_track() result."""
+    track, method = job["track"], job["method"]
     refs, mixture, rate = _load_references(Path(job["reference_dir"]))
-    partition = {k: refs[k] for k in _partition(refs)}
     needed = job["targets"]
     for t in needed:
         if t not in refs and _complemented(t) not in refs:
@@ -644,9 +834,8 @@ def _evaluate_job(job: dict) -> dict[str, dict]:
                 f"reference stem {t!r} missing in {job['reference_dir']}: "
                 "use a MUSDB18HQ-layout folder or drop the stem from targets"
             )
-    out = {}
-    if job["estimate_dir"] is not None:
-        est = {}
+    est = {}
+    if method == "model":
         for t in needed:
             path = Path(job["estimate_dir"]) / f"{t}.wav"
             if not path.is_file():
@@ -657,35 +846,47 @@ def _evaluate_job(job: dict) -> dict[str, dict]:
                     f"{path} is {r} Hz but the reference is {rate} Hz: write estimates at {rate} Hz"
                 )
             est[t] = audio
-        out["model"] = evaluate_track(
-            refs, est, rate, track, job["win"], job["hop"], mixture=mixture
-        )
-    for kind in job["baselines"]:
-        guess = baseline_estimates(partition, mixture, kind, job["n_fft"], job["stft_hop"])
-        wanted = list(needed)
-        if len(wanted) == 1:  # museval's two-target rule, see evaluate_track
-            wanted.append(complement_name(wanted[0]))
-        est = {}
-        for t in wanted:
-            if t in guess:
-                est[t] = guess[t]
-            elif kind == "mixture":
-                est[t] = mixture  # the mixture baseline guesses the mixture for everything
-            else:
-                # musdb's accompaniment is the sum of the other stems, so is its guess.
-                # (Not mixture - guess: a mixture.wav is not exactly the sum of its stems.)
-                base = _complemented(t)
-                est[t] = sum(v for k, v in guess.items() if k != base)
-        out[kind] = evaluate_track(refs, est, rate, track, job["win"], job["hop"], mixture=mixture)
-    return out
+        return evaluate_track(refs, est, rate, track, job["win"], job["hop"], mixture=mixture)
+    partition = {k: refs[k] for k in _partition(refs)}
+    guess = baseline_estimates(partition, mixture, method, job["n_fft"], job["stft_hop"])
+    wanted = list(needed)
+    if len(wanted) == 1:  # museval's two-target rule, see evaluate_track
+        wanted.append(complement_name(wanted[0]))
+    for t in wanted:
+        if t in guess:
+            est[t] = guess[t]
+        elif method == "mixture":
+            est[t] = mixture  # the mixture baseline guesses the mixture for everything
+        else:
+            # musdb's accompaniment is the sum of the other stems, so is its guess.
+            # (Not mixture - guess: a mixture.wav is not exactly the sum of its stems.)
+            base = _complemented(t)
+            est[t] = sum(v for k, v in guess.items() if k != base)
+    return evaluate_track(refs, est, rate, track, job["win"], job["hop"], mixture=mixture)
 
 
-def _run_jobs(jobs: list[dict], workers: int) -> list[dict]:
-    """Run :func:`_evaluate_job` for every track, ``workers`` processes at a time."""
+def _report(done: int, total: int, job: dict) -> None:
+    """One progress line: ``  scored 3/10: test/Song Name [IRM]``."""
+    subset = Path(job["reference_dir"]).parent.name
+    label = METHOD_LABELS.get(job["method"], job["method"])
+    print(f"  scored {done}/{total}: {subset}/{job['track']} [{label}]", flush=True)
+
+
+def _run_jobs(jobs: list[dict], workers: int, progress: bool = False) -> list[dict]:
+    """Run :func:`_evaluate_job` for every job, ``workers`` processes at a time.
+
+    Returns the results in the order of ``jobs``; with ``progress``, prints a line as
+    each job finishes (in the order they finish).
+    """
     if workers < 1:
         raise BsrError(f"workers={workers}: use 1 or more processes")
     if workers == 1 or len(jobs) == 1:
-        return [_evaluate_job(j) for j in jobs]
+        results = []
+        for job in jobs:
+            results.append(_evaluate_job(job))
+            if progress:
+                _report(len(results), len(jobs), job)
+        return results
     # Start workers from a clean interpreter rather than forking this one: forking a process
     # that already runs torch's thread pool (a notebook, a test session) can deadlock.
     # "forkserver" (Unix) imports bsr.evaluate once in a server and forks workers from it;
@@ -697,17 +898,30 @@ def _run_jobs(jobs: list[dict], workers: int) -> list[dict]:
 
         ensure_ffmpeg()  # on PATH before the server starts, so it can preload museval
         ctx.set_forkserver_preload(["bsr.evaluate", "museval"])
+    results: list = [None] * len(jobs)
     try:
         with concurrent.futures.ProcessPoolExecutor(
             min(workers, len(jobs)), mp_context=ctx
         ) as pool:
-            return list(pool.map(_evaluate_job, jobs))
+            futures = {pool.submit(_evaluate_job, job): i for i, job in enumerate(jobs)}
+            try:
+                done = concurrent.futures.as_completed(futures)
+                for count, future in enumerate(done, 1):
+                    i = futures[future]
+                    results[i] = future.result()
+                    if progress:
+                        _report(count, len(jobs), jobs[i])
+            except BaseException:
+                for future in futures:  # a bad track: do not wait for the queued ones
+                    future.cancel()
+                raise
     except BrokenProcessPool:
         raise BsrError(
             "an evaluation worker process died (out of memory, or a script that calls "
             "evaluate_folder outside `if __name__ == '__main__':`): add the guard or "
             "use workers=1"
         ) from None
+    return results
 
 
 def _subset_dir(data_dir: str | Path, subset: str) -> Path:
@@ -720,8 +934,21 @@ def _subset_dir(data_dir: str | Path, subset: str) -> Path:
     return folder
 
 
-def _collect(results: list[dict], methods: Sequence[str], names: list[str]) -> list[MethodResult]:
-    return [MethodResult(m, {n: r[m] for n, r in zip(names, results)}) for m in methods]
+def _score(
+    names: list[str],
+    methods: Sequence[str],
+    make_job,
+    workers: int,
+    progress: bool,
+) -> list[MethodResult]:
+    """Every method on every track, one job per (track, method) so progress comes often."""
+    jobs = [make_job(n, m) for n in names for m in methods]
+    if progress:
+        labels = ", ".join(METHOD_LABELS.get(m, m) for m in methods)
+        print(f"  scoring {len(names)} track(s) x {len(methods)} method(s): {labels}", flush=True)
+    results = iter(_run_jobs(jobs, workers, progress))
+    by_track = {n: {m: next(results) for m in methods} for n in names}
+    return [MethodResult(m, {n: by_track[n][m] for n in names}) for m in methods]
 
 
 def evaluate_folder(
@@ -734,13 +961,14 @@ def evaluate_folder(
     baselines: Sequence[str] = (),
     win: float = 1.0,
     hop: float = 1.0,
+    progress: bool = True,
 ) -> list[MethodResult]:
     """Score a folder of separated stems against a MUSDB18HQ-layout reference folder.
 
     Estimates are ``ESTIMATES/<subset>/<track>/<stem>.wav`` (museval's layout) or
     ``ESTIMATES/<track>/<stem>.wav``; references ``DATA/<subset>/<track>/<stem>.wav``.
-    Every track with an estimate folder is scored (museval BSSEval v4 + uSDR), tracks in
-    parallel over ``workers`` processes.
+    Every track with an estimate folder is scored (museval BSSEval v4 + uSDR), each
+    (track, method) pair a job, in parallel over ``workers`` processes.
 
     Args:
         targets: stems to score; default: the ``.wav`` names found in the estimate folders.
@@ -748,10 +976,12 @@ def evaluate_folder(
         out_dir: if given, write ``<subset>/<track>.json`` (museval format),
             ``results.md`` and ``results.csv`` there.
         baselines: also score these :data:`BASELINES` on the same tracks and targets.
+        progress: print a line as each track's method is scored (``  scored 3/10: ...``).
 
     Returns:
         ``[model result, *baseline results]``; see :func:`format_table`.
     """
+    check_baselines(baselines)
     root = Path(estimates_dir)
     if not root.is_dir():
         raise BsrError(f"estimates folder {root} not found: pass the folder the model wrote")
@@ -776,11 +1006,13 @@ def evaluate_folder(
         if not targets:
             raise BsrError(f"no <stem>.wav files in the track folders of {est_root}")
     targets = list(targets)
-    for kind in baselines:
-        if kind not in BASELINES:
-            raise BsrError(f"unknown baseline {kind!r}: choose from {', '.join(BASELINES)}")
-    jobs = [_job(n, ref_root / n, folders[n], targets, baselines, win, hop) for n in names]
-    results = _collect(_run_jobs(jobs, workers), ["model", *baselines], names)
+    results = _score(
+        names,
+        ["model", *baselines],
+        lambda n, m: _job(n, ref_root / n, folders[n], targets, m, win, hop),
+        workers,
+        progress,
+    )
     if out_dir is not None:
         write_reports(results, out_dir, subset)
     return results
@@ -796,15 +1028,14 @@ def evaluate_baselines(
     tracks: Sequence[str] | None = None,
     win: float = 1.0,
     hop: float = 1.0,
+    progress: bool = True,
 ) -> list[MethodResult]:
     """Score the baselines alone on ``DATA/<subset>`` (all tracks, or ``tracks``).
 
-    Same tables and files as :func:`evaluate_folder`, without a model row.
+    Same tables, files and progress lines as :func:`evaluate_folder`, without a model row.
     """
+    check_baselines(kinds)
     ref_root = _subset_dir(data_dir, subset)
-    for kind in kinds:
-        if kind not in BASELINES:
-            raise BsrError(f"unknown baseline {kind!r}: choose from {', '.join(BASELINES)}")
     names = (
         sorted(tracks)
         if tracks is not None
@@ -815,21 +1046,26 @@ def evaluate_baselines(
     missing = [n for n in names if not (ref_root / n).is_dir()]
     if missing:
         raise BsrError(f"no track {missing[0]!r} in {ref_root}: check the track names")
-    jobs = [_job(n, ref_root / n, None, list(targets), kinds, win, hop) for n in names]
-    results = _collect(_run_jobs(jobs, workers), list(kinds), names)
+    results = _score(
+        names,
+        list(kinds),
+        lambda n, m: _job(n, ref_root / n, None, targets, m, win, hop),
+        workers,
+        progress,
+    )
     if out_dir is not None:
         write_reports(results, out_dir, subset)
     return results
 
 
-def _job(name, reference_dir, estimate_dir, targets, baselines, win, hop) -> dict:
-    """Everything a worker needs for one track, as plain picklable values."""
+def _job(name, reference_dir, estimate_dir, targets, method, win, hop) -> dict:
+    """Everything a worker needs for one method on one track, as plain picklable values."""
     return {
         "track": name,
+        "method": method,
         "reference_dir": str(reference_dir),
         "estimate_dir": None if estimate_dir is None else str(estimate_dir),
         "targets": list(targets),
-        "baselines": list(baselines),
         "win": win,
         "hop": hop,
         "n_fft": N_FFT,
