@@ -1,5 +1,7 @@
 """The attention explorer (driven through its widgets' values), the recording of attention
-weights it rests on, and the checks of notebook 08 (wrong answers must say what is wrong)."""
+weights it rests on, the mean attention distance (against a float64 reference and its
+properties), the Hz labels, onsets and shared colour scales of the figures, and the checks of
+notebook 08 (wrong answers must say what is wrong)."""
 
 from __future__ import annotations
 
@@ -14,17 +16,30 @@ from conftest import tiny_config
 matplotlib.use("Agg")
 
 import bsr.check  # noqa: E402
+from bsr.bands import BandLayout  # noqa: E402
 from bsr.check import CheckFailed  # noqa: E402
 from bsr.model import BSRoformer  # noqa: E402
 from bsr.viz.attention import (  # noqa: E402
+    MAP_GID,
+    ONSET_COLOUR,
     attention_explorer,
     attention_figure,
     attention_module,
+    attention_panels,
+    band_edges_hz,
+    band_labels,
     band_spectrogram,
+    distance_table,
+    frame_similarity,
+    layer_attention_distances,
     mean_attention_distance,
+    mean_by_offset,
+    onset_frames,
+    panel_maps,
     query_line,
     record_attention,
     shown_map,
+    uniform_attention_distance,
 )
 
 HOP, FRAMES = 64, 25
@@ -127,7 +142,153 @@ def test_mean_attention_distance_known_values():
     assert mean_attention_distance(previous[None, None]).item() == pytest.approx((n - 1) / n)
 
 
-# -- the figure ---------------------------------------------------------------------------------
+def _distance_float64(weights: np.ndarray) -> np.ndarray:
+    """An independent reference: numpy, float64, an explicit sum over (s, i, j) per head."""
+    w = np.asarray(weights, dtype=np.float64)
+    sequences, heads, seq, _ = w.shape
+    out = np.zeros(heads)
+    for h in range(heads):
+        total = 0.0
+        for i in range(seq):
+            for j in range(seq):
+                total += w[:, h, i, j].sum() * abs(i - j)
+        out[h] = total / (sequences * seq)
+    return out
+
+
+def test_mean_attention_distance_matches_a_float64_reference():
+    generator = torch.Generator().manual_seed(3)
+    weights = (torch.randn(4, 3, 11, 11, generator=generator) * 3).softmax(-1)  # float32
+    got = mean_attention_distance(weights)
+    assert got.dtype == torch.float64 and got.shape == (3,)
+    np.testing.assert_allclose(got.numpy(), _distance_float64(weights.numpy()), rtol=1e-12)
+
+
+@pytest.mark.parametrize("seq", [1, 2, 3, 10, 64, 173])
+@pytest.mark.parametrize("leading", [(1, 1), (5, 4)])
+def test_mean_attention_distance_properties(seq, leading):
+    """Uniform attention gives the uniform value, identity gives 0, mirroring changes nothing."""
+    uniform = torch.full((*leading, seq, seq), 1.0 / seq)
+    expected = uniform_attention_distance(seq)
+    assert expected == pytest.approx(np.abs(np.subtract.outer(range(seq), range(seq))).mean())
+    assert torch.allclose(
+        mean_attention_distance(uniform), torch.full(leading[1:], expected, dtype=torch.float64)
+    )
+    identity = torch.eye(seq).expand(*leading, seq, seq)
+    assert torch.equal(mean_attention_distance(identity), torch.zeros(leading[1:]).double())
+    generator = torch.Generator().manual_seed(seq)
+    weights = torch.randn(*leading, seq, seq, generator=generator).softmax(-1)
+    distance = mean_attention_distance(weights)
+    assert torch.all(distance >= 0) and torch.all(distance <= seq - 1)
+    mirrored = weights.flip(-1).flip(-2)  # position p becomes seq - 1 - p for queries and keys
+    assert torch.allclose(mean_attention_distance(mirrored), distance)
+
+
+def test_uniform_attention_distance_rejects_an_empty_sequence():
+    with pytest.raises(ValueError, match="seq"):
+        uniform_attention_distance(0)
+
+
+def test_layer_attention_distances_match_a_float64_reference(model, audio):
+    for axis in ("time", "band"):
+        got = layer_attention_distances(model, audio, axis)
+        assert got.shape == (2, model.config.heads) and got.dtype == torch.float64
+        for layer in range(2):
+            weights = record_attention(model, audio, layer, axis).numpy()
+            np.testing.assert_allclose(got[layer].numpy(), _distance_float64(weights), rtol=1e-9)
+    without = layer_attention_distances(model, audio, "time", use_rope=False)
+    weights = record_attention(model, audio, 1, "time", use_rope=False).numpy()
+    np.testing.assert_allclose(without[1].numpy(), _distance_float64(weights), rtol=1e-9)
+    assert model.use_rope is True
+
+
+def test_distance_table_prints_the_mean_over_heads_per_layer():
+    columns = {"trained": torch.tensor([[1.0, 3.0], [5.0, 7.0]]), "flat": torch.tensor([8.0, 8.5])}
+    text = distance_table(columns, uniform=8.33, unit="frames")
+    lines = text.splitlines()
+    assert "frames" in lines[0]
+    assert lines[1].split() == ["layer", "trained", "flat", "uniform"]
+    assert lines[2].split() == ["0", "2.00", "8.00", "8.33"]
+    assert lines[3].split() == ["1", "6.00", "8.50", "8.33"]
+    with pytest.raises(ValueError, match="layers"):
+        distance_table({"a": torch.ones(2, 2), "b": torch.ones(3)}, 1.0)
+
+
+def test_mean_by_offset_matches_a_loop():
+    generator = torch.Generator().manual_seed(5)
+    maps = torch.randn(3, 2, 7, 7, generator=generator)
+    got = mean_by_offset(maps, [0, 1, 3, 6])
+    for k, d in enumerate([0, 1, 3, 6]):
+        values = [maps[a, b, i, j].item() for a in range(3) for b in range(2)
+                  for i in range(7) for j in range(7) if abs(i - j) == d]  # fmt: skip
+        assert got[k].item() == pytest.approx(np.mean(values))
+    uniform = torch.full((4, 9, 9), 1 / 9)
+    assert torch.allclose(mean_by_offset(uniform, [0, 4]), torch.full((2,), 1 / 9).double())
+    with pytest.raises(ValueError, match="offsets"):
+        mean_by_offset(maps, [7])
+
+
+# -- what the axes mean: Hz and onsets ---------------------------------------------------------
+
+
+def test_band_edges_hz_follow_the_bins():
+    layout = BandLayout.from_sizes([3, 3, 6, 501], 513)  # n_fft 1024
+    edges = band_edges_hz(layout, 44100, 1024)
+    hz = 44100 / 1024
+    np.testing.assert_allclose(edges[:, 0], [0.0, 2.5 * hz, 5.5 * hz, 11.5 * hz])
+    np.testing.assert_allclose(edges[:-1, 1], edges[1:, 0])  # neighbours share an edge
+    assert edges[-1, 1] == 22050.0  # cut at Nyquist
+    np.testing.assert_allclose(edges[1:-1, 1] - edges[1:-1, 0], [3 * hz, 6 * hz])
+
+
+def test_band_labels_name_every_band_of_the_model(model):
+    labels = band_labels(model)
+    assert len(labels) == model.layout.num_bands
+    assert labels[0].startswith("0-") and labels[0].endswith(" Hz")
+    assert labels[-1].endswith("22.1 kHz")
+    course = BSRoformer(bsr.load_config("course").model)
+    assert band_labels(course)[:2] == ["0-108 Hz", "108-237 Hz"]
+
+
+def test_onset_frames_finds_clicks_in_frames_of_the_hop():
+    pytest.importorskip("librosa")
+    rate, hop = 22050, 512
+    audio = np.zeros(rate * 2, dtype=np.float32)
+    starts = [0.25, 0.75, 1.25, 1.6]
+    for t in starts:
+        i = int(t * rate)
+        audio[i : i + 200] = np.hanning(200) * np.sin(np.arange(200) * 0.7)  # a short click
+    stereo = np.stack([audio, audio], axis=1)  # (samples, C), as musdb gives it
+    found = onset_frames(stereo, rate, hop)
+    expected = np.round(np.array(starts) * rate / hop)
+    assert len(found) == len(starts)
+    assert np.all(np.abs(found - expected) <= 2), (found, expected)
+    np.testing.assert_array_equal(onset_frames(torch.from_numpy(stereo.T.copy()), rate, hop), found)
+    assert np.all(onset_frames(stereo, rate, hop, frames=int(expected[2])) < expected[2])
+
+
+def test_frame_similarity_is_a_correlation(model, audio):
+    similarity = frame_similarity(model, audio)
+    assert similarity.shape == (model.layout.num_bands, FRAMES, FRAMES)
+    assert torch.allclose(similarity, similarity.transpose(-1, -2))
+    assert torch.allclose(similarity.diagonal(dim1=-2, dim2=-1), torch.ones(()).double())
+    assert similarity.abs().max() <= 1 + 1e-9
+
+
+# -- the figures ----------------------------------------------------------------------------------
+
+
+def _labels_in_hz(ax, which: str, labels: list[str]) -> bool:
+    """The band axis carries Hz labels: the right band's label at every tick, at most 24."""
+    ticks = ax.get_xticks() if which == "x" else ax.get_yticks()
+    texts = ax.get_xticklabels() if which == "x" else ax.get_yticklabels()
+    texts = [t.get_text() for t in texts]
+    return 2 <= len(texts) <= 24 and texts == [labels[int(t)] for t in ticks] and ticks[0] == 0
+
+
+def _onset_marks(fig) -> int:
+    return sum(len(ln.get_xdata()) for ax in fig.axes for ln in ax.lines
+               if ln.get_color() == ONSET_COLOUR and ln.get_marker() in ("v", ">"))  # fmt: skip
 
 
 def test_attention_figure_draws_the_weights(model, audio):
@@ -148,6 +309,54 @@ def test_attention_figure_draws_the_weights(model, audio):
         attention_figure(weights, "time", 0, query=FRAMES)
 
 
+def test_attention_figure_labels_bands_in_hz_and_marks_onsets(model, audio):
+    labels = band_labels(model)
+    onsets = [2, 9, 17]
+    spectrogram = band_spectrogram(model, audio)
+    band_weights = record_attention(model, audio, 0, "band")
+    fig = attention_figure(band_weights, "band", 4, spectrogram=spectrogram, query=3,
+                           band_labels=labels, onsets=onsets)  # fmt: skip
+    (image,) = [im for ax in fig.axes for im in ax.images if im.get_gid() == MAP_GID]
+    ax = image.axes
+    assert _labels_in_hz(ax, "x", labels) and _labels_in_hz(ax, "y", labels)
+    (spectrogram_ax,) = [a for a in fig.axes if a.get_title() == "band energy of the excerpt"]
+    assert _labels_in_hz(spectrogram_ax, "y", labels)
+    assert _onset_marks(fig) == len(onsets)  # on the spectrogram's frame axis
+    time_weights = record_attention(model, audio, 0, "time")
+    fig = attention_figure(time_weights, "time", 2, spectrogram=spectrogram, query=5,
+                           band_labels=labels, onsets=onsets)  # fmt: skip
+    assert _onset_marks(fig) == 3 * len(onsets)  # key and query axes, spectrogram
+    assert labels[2] in fig.axes[0].get_title()
+    with pytest.raises(ValueError, match="band_labels"):
+        attention_figure(band_weights, "band", 4, band_labels=labels[:-1])
+
+
+def test_attention_panels_share_one_colour_scale(model, audio):
+    weights = record_attention(model, audio, 0, "time")
+    maps = {f"head {h}": weights[3, h] for h in range(weights.shape[1])}
+    maps["flat"] = torch.full((FRAMES, FRAMES), 1.0 / FRAMES)
+    fig = attention_panels(maps, "time", onsets=[4, 12], title="heads")
+    drawn = panel_maps(fig)
+    assert len(drawn) == len(maps)
+    for got, expected in zip(drawn, maps.values()):
+        np.testing.assert_allclose(got, expected.double().numpy(), rtol=1e-6)
+    images = [im for ax in fig.axes for im in ax.images]
+    top = max(float(m.max()) for m in maps.values())
+    assert all(im.norm.vmin == 0.0 and im.norm.vmax == pytest.approx(top) for im in images)
+    assert len({id(im.norm) for im in images}) == 1  # one norm, so one scale
+    colour_bars = [ax for ax in fig.axes if ax.get_label() == "<colorbar>"]
+    assert len(colour_bars) == 1
+    assert _onset_marks(fig) == 2 * len(maps) + 2  # keys of every panel, queries of the first
+    fig = attention_panels(maps, "time", vmax=0.5)
+    assert all(im.norm.vmax == 0.5 for ax in fig.axes for im in ax.images)
+    band = record_attention(model, audio, 0, "band")
+    labels = band_labels(model)
+    fig = attention_panels({"a": band[0, 0], "b": band[1, 0]}, "band", band_labels=labels)
+    assert _labels_in_hz(fig.axes[0], "y", labels)
+    with pytest.raises(ValueError, match="one size"):
+        attention_panels({"a": band[0, 0], "b": weights[0, 0]}, "band")
+
+
 # -- the explorer, driven through its controls ----------------------------------------------------
 
 
@@ -166,6 +375,7 @@ def test_explorer_shows_the_recorded_weights_of_the_chosen_layer_head_and_index(
     np.testing.assert_allclose(shown_map(box.figure), expected[4, 1].numpy(), rtol=1e-6)
     np.testing.assert_allclose(query_line(box.figure), expected[4, 1, 6].numpy(), rtol=1e-6)
     before = box.image.value
+    assert box.png == before
     controls["head"].value = "mean"
     mean = expected[4].double().mean(0).numpy()
     np.testing.assert_allclose(shown_map(box.figure), mean, rtol=1e-6)
@@ -202,6 +412,24 @@ def test_explorer_rope_toggle_changes_the_weights_only_while_recording(model, au
     assert model.use_rope is True  # the model itself is left with RoPE on
     box.controls["rope"].value = True
     assert torch.equal(box.weights, with_rope)
+
+
+def test_explorer_carries_a_static_png_for_front_ends_without_widgets(model, audio):
+    """The displayed bundle holds the widget view and, as a fallback, the figure as a PNG."""
+    pytest.importorskip("ipywidgets")
+    import base64
+
+    box = attention_explorer(model, audio, onsets=[3, 11])
+    bundle = box._repr_mimebundle_()
+    assert "application/vnd.jupyter.widget-view+json" in bundle
+    assert base64.b64decode(bundle["image/png"]) == box.png == box.image.value
+    assert box.png[:8] == b"\x89PNG\r\n\x1a\n"
+    assert _onset_marks(box.figure) == 3 * 2
+    box.controls["axis"].value = "band"
+    assert base64.b64decode(box._repr_mimebundle_()["image/png"]) == box.png  # the new view
+    labels = band_labels(model)
+    (image,) = [im for ax in box.figure.axes for im in ax.images if im.get_gid() == MAP_GID]
+    assert _labels_in_hz(image.axes, "x", labels)
 
 
 def test_explorer_static_fallback(model, audio):
