@@ -23,6 +23,9 @@ import yaml
 
 from bsr.errors import BsrError
 
+MASK_NORMS = ("per_band", "final", "none")
+STFT_WINDOWS = ("hann", "hamming", "blackman", "bartlett")
+
 
 @dataclass
 class ModelConfig:
@@ -49,8 +52,15 @@ class ModelConfig:
     rope_theta: float = 10000.0
     mask_estimator_depth: int = 2
     mlp_expansion_factor: int = 4
-    mask_norm: str = "per_band"  # "per_band" (paper) or "final" (community: one shared norm)
+    mask_norm: str = "per_band"  # "per_band" (paper), "final" (community: one shared norm), "none"
     gates: bool = False  # per-head sigmoid output gates in attention (community)
+    # Community switches (lucidrains / ZFTurbo); the defaults are the paper's network.
+    output_norm: bool = False  # an RMSNorm closing every transformer (Mel-Band RoFormer code)
+    linear_transformer_depth: int = 0  # linear-attention layers over all T*N positions per block
+    skip_connection: bool = False  # each block also receives the outputs of all earlier blocks
+    zero_dc: bool = False  # zero the DC bin of every separated spectrum before the iSTFT
+    stft_normalized: bool = False  # torch.stft(normalized=True): spectrum scaled by 1/sqrt(n_fft)
+    stft_window: str = "hann"  # analysis/synthesis window: hann, hamming, blackman or bartlett
 
     @property
     def head_dim(self) -> int:
@@ -83,7 +93,7 @@ class ModelConfig:
             "mlp_expansion_factor",
         ):
             need(getattr(self, key) >= 1, key, f"must be at least 1, got {getattr(self, key)}")
-        for key in ("time_transformer_depth", "band_transformer_depth"):
+        for key in ("time_transformer_depth", "band_transformer_depth", "linear_transformer_depth"):
             need(getattr(self, key) >= 0, key, "must be 0 or more")
         if self.dim_head is None:
             need(
@@ -99,7 +109,16 @@ class ModelConfig:
         )
         for key in ("attn_dropout", "ff_dropout"):
             need(0.0 <= getattr(self, key) < 1.0, key, "must be in [0, 1)")
-        need(self.mask_norm in ("per_band", "final"), "mask_norm", "use 'per_band' or 'final'")
+        need(
+            self.mask_norm in MASK_NORMS,
+            "mask_norm",
+            "use 'per_band' (paper), 'final' (community BS-RoFormer) or 'none' (with output_norm)",
+        )
+        need(
+            self.stft_window in STFT_WINDOWS,
+            "stft_window",
+            f"use one of {', '.join(STFT_WINDOWS)}, got {self.stft_window!r}",
+        )
         need(self.rope_theta > 0, "rope_theta", "must be positive")
         if self.bands == "mel":
             need(self.num_mel_bands >= 2, "num_mel_bands", "must be at least 2")
@@ -131,7 +150,8 @@ class TrainConfig:
     precision: str = "auto"  # auto (bf16/fp16 on GPU, fp32 on CPU), bf16, fp16, fp32
     gain_db: float = 3.0  # random per-stem gain in +-gain_db
     p_silence: float = 0.1  # chance a stem is silenced
-    min_db: float = -50.0  # skip training chunks quieter than this
+    p_swap: float = 0.0  # chance left and right are swapped: not in the paper (community)
+    min_db: float = -50.0  # a stem's training segment quieter than this is skipped (paper)
     seed: int = 0
     stft_loss_hop: int = 147  # hop of the multi-resolution STFT loss (paper: 147)
     stft_loss_windows: list[int] = field(default_factory=lambda: [4096, 2048, 1024, 512, 256])
@@ -167,6 +187,7 @@ class TrainConfig:
             "use auto, bf16, fp16 or fp32",
         )
         need(0 <= self.p_silence <= 1, "p_silence", "must be in [0, 1]")
+        need(0 <= self.p_swap <= 1, "p_swap", "must be in [0, 1]")
         need(self.gain_db >= 0, "gain_db", "must be 0 or more")
         need(self.valid_seconds > 0, "valid_seconds", "must be positive")
         need(

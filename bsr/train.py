@@ -202,6 +202,49 @@ def build_run(config: Config, device: torch.device) -> Run:
     return Run(config, model, ema, optimizer, scheduler, scaler)
 
 
+def accumulate_gradients(run: Run, batches, groups, forward, autocast, device) -> torch.Tensor:
+    """Forward and backward over ``grad_accum`` micro-batches of random mixes.
+
+    Returns the mean of ``(loss, waveform_l1, stft_l1)`` as one tensor on ``device``, left
+    there: reading it would make the host wait for the GPU after every micro-batch.
+    """
+    t = run.config.train
+    total = torch.zeros(3, device=device)
+    for _ in range(t.grad_accum):
+        stems = next(batches).to(device, non_blocking=True)  # (batch, 4, C, L)
+        targets = select_targets(stems, groups)  # (batch, model stems, C, L)
+        with autocast:
+            estimate = forward(stems.sum(1))  # the model hears the sum of the stems
+        loss, parts = separation_loss(
+            estimate, targets, hop_length=t.stft_loss_hop, windows=t.stft_loss_windows
+        )
+        run.scaler.scale(loss / t.grad_accum).backward()
+        total += torch.stack([loss.detach(), parts["waveform_l1"], parts["stft_l1"]]) / t.grad_accum
+    return total
+
+
+def apply_update(run: Run) -> bool:
+    """Clip, AdamW step, then the schedule and the EMA; returns False if fp16 skipped it.
+
+    Under fp16 the gradient scaler skips an update whose gradients overflowed (and lowers
+    its scale). Such a step changed no weight, so neither the learning-rate schedule nor
+    the EMA should advance for it.
+    """
+    t = run.config.train
+    if t.grad_clip:
+        run.scaler.unscale_(run.optimizer)
+        torch.nn.utils.clip_grad_norm_(run.model.parameters(), t.grad_clip)
+    scale = run.scaler.get_scale() if run.scaler.is_enabled() else None
+    run.scaler.step(run.optimizer)
+    run.scaler.update()
+    run.optimizer.zero_grad(set_to_none=True)
+    if scale is not None and run.scaler.get_scale() < scale:
+        return False  # overflow: the scaler skipped optimizer.step()
+    run.scheduler.step()
+    run.ema.update_parameters(run.model)
+    return True
+
+
 def read_checkpoint(path: Path) -> dict:
     """Load a bsr training checkpoint with a one-line error when it is not one."""
     if not Path(path).is_file():
@@ -271,6 +314,7 @@ def open_datasets(data: str | Path, config: Config, total_items: int):
         split="train" if has_valid else None,
         gain_db=t.gain_db,
         p_silence=t.p_silence,
+        p_swap=t.p_swap,
         min_db=t.min_db,
     )
     if has_valid:
@@ -383,35 +427,15 @@ def train(
     run.model.train()
     tick = started = time.perf_counter()
     while run.step < total:
-        parts_sum = {"loss": 0.0, "waveform_l1": 0.0, "stft_l1": 0.0}
-        for _ in range(t.grad_accum):
-            stems = next(batches).to(device, non_blocking=True)  # (batch, 4, C, L)
-            targets = select_targets(stems, groups)
-            with autocast:
-                estimate = forward(stems.sum(1))
-            loss, parts = separation_loss(
-                estimate, targets, hop_length=t.stft_loss_hop, windows=t.stft_loss_windows
+        parts = accumulate_gradients(run, batches, groups, forward, autocast, device)
+        values = dict(zip(("loss", "waveform_l1", "stft_l1"), parts.tolist()))  # one sync
+        if not math.isfinite(values["loss"]):
+            kept = f"the last good checkpoint is {last}" if last.exists() else "no checkpoint yet"
+            raise BsrError(
+                f"the loss became {values['loss']} at step {run.step + 1}; training stopped and "
+                f"{kept}: lower train.lr, set train.grad_clip, or use precision fp32"
             )
-            if not math.isfinite(loss.item()):
-                kept = (
-                    f"the last good checkpoint is {last}" if last.exists() else "no checkpoint yet"
-                )
-                raise BsrError(
-                    f"the loss became {loss.item()} at step {run.step + 1}; training stopped and "
-                    f"{kept}: lower train.lr, set train.grad_clip, or use precision fp32"
-                )
-            run.scaler.scale(loss / t.grad_accum).backward()
-            parts_sum["loss"] += loss.item() / t.grad_accum
-            for key in ("waveform_l1", "stft_l1"):
-                parts_sum[key] += parts[key] / t.grad_accum
-        if t.grad_clip:
-            run.scaler.unscale_(run.optimizer)
-            torch.nn.utils.clip_grad_norm_(run.model.parameters(), t.grad_clip)
-        run.scaler.step(run.optimizer)
-        run.scaler.update()
-        run.optimizer.zero_grad(set_to_none=True)
-        run.scheduler.step()
-        run.ema.update_parameters(run.model)
+        apply_update(run)
         run.step += 1
 
         now = time.perf_counter()
@@ -420,9 +444,9 @@ def train(
         audio_per_s = steps_per_s * items_per_step * world * seconds_per_item
         lr = run.scheduler.get_last_lr()[0]
         log(event="step", step=run.step, lr=lr, steps_per_s=steps_per_s,
-            audio_s_per_s=audio_per_s, **parts_sum)  # fmt: skip
+            audio_s_per_s=audio_per_s, **values)  # fmt: skip
         if bar is not None:
-            bar.set_postfix(loss=f"{parts_sum['loss']:.4f}", audio=f"{audio_per_s:.1f}s/s")
+            bar.set_postfix(loss=f"{values['loss']:.4f}", audio=f"{audio_per_s:.1f}s/s")
             bar.update(1)
 
         out_of_time = max_seconds is not None and now - started >= max_seconds

@@ -14,6 +14,8 @@ from bsr.config import load_config
 from bsr.errors import BsrError
 from bsr.train import (
     OffsetSampler,
+    apply_update,
+    build_run,
     ema_decay_at,
     lr_factor,
     make_ema,
@@ -198,3 +200,24 @@ def test_ddp_ranks_hold_identical_weights(dataset, tmp_path):
 
     fresh = BSRoformer(initial).state_dict()
     assert any(not torch.equal(a[k], fresh[k]) for k in a)  # and they did train
+
+
+def test_a_skipped_fp16_update_moves_neither_schedule_nor_ema():
+    config = tiny_config(lr_decay_every=1)
+    run = build_run(config, torch.device("cpu"))
+    run.scaler = torch.amp.GradScaler("cpu", init_scale=1024.0, enabled=True)  # as under fp16
+    run.scaler.scale(torch.ones(()))  # the scaler starts its bookkeeping on the first loss
+    before = {k: v.clone() for k, v in run.model.state_dict().items()}
+    ema_before = {k: v.clone() for k, v in run.ema.module.state_dict().items()}
+    for p in run.model.parameters():
+        p.grad = torch.full_like(p, float("inf"))  # an overflow
+    assert apply_update(run) is False
+    assert run.scaler.get_scale() == 512.0  # the scaler backed off ...
+    assert run.scheduler.last_epoch == 0 and int(run.ema.n_averaged) == 0  # ... nothing else
+    assert all(torch.equal(before[k], v) for k, v in run.model.state_dict().items())
+    assert all(torch.equal(ema_before[k], v) for k, v in run.ema.module.state_dict().items())
+    for p in run.model.parameters():
+        p.grad = torch.full_like(p, 1e-3 * 512.0)  # a scaled, finite gradient
+    assert apply_update(run) is True
+    assert run.scheduler.last_epoch == 1 and int(run.ema.n_averaged) == 1
+    assert any(not torch.equal(before[k], v) for k, v in run.model.state_dict().items())

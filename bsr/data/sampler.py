@@ -77,10 +77,12 @@ class TrainingSet(Dataset):
         cache: load every stem into RAM once (for small sets: full MUSDB18HQ needs ~30 GB).
         gain_db: each stem's gain is uniform in ``[-gain_db, +gain_db]`` dB.
         p_silence: probability that a stem is silenced (the model must output silence).
-        p_swap: probability that left and right channels are swapped (all stems together).
+        p_swap: probability that left and right channels are swapped (all stems together);
+            not in the paper, a common community augmentation (``train.p_swap``).
         p_same_song: probability that all four stems come from one song at one offset.
-        min_db: chunks whose mixture RMS is below this (dBFS) are redrawn; None keeps all.
-        max_tries: redraws allowed per item before giving up with an error.
+        min_db: a stem's chunk whose RMS is below this (dBFS) is replaced by another song's
+            (the paper skips silent segments); None keeps all. Silencing comes after.
+        max_tries: reads allowed per stem before giving up with an error.
     """
 
     def __init__(
@@ -95,7 +97,7 @@ class TrainingSet(Dataset):
         cache: bool = False,
         gain_db: float = 3.0,
         p_silence: float = 0.1,
-        p_swap: float = 0.5,
+        p_swap: float = 0.0,
         p_same_song: float = 0.0,
         min_db: float | None = -50.0,
         max_tries: int = 100,
@@ -182,16 +184,35 @@ class TrainingSet(Dataset):
             return self.cache[song_id, stem][:, offset : offset + self.chunk]
         return read_chunk(self.songs[song_id].path(stem), int(offset), self.chunk)
 
-    def render(self, plan: dict[str, Any]) -> np.ndarray:
-        """Read and augment the chunks of a plan: float32 ``(4, 2, chunk)``."""
-        stems = np.stack(
-            [
-                self.read(song_id, stem, offset)
-                for stem, song_id, offset in zip(
-                    STEMS, plan["song_ids"], plan["offsets"], strict=True
+    def read_stems(self, plan: dict[str, Any], rng: np.random.Generator) -> tuple[np.ndarray, int]:
+        """Read the plan's four chunks, replacing silent ones: float32 ``(4, 2, chunk)``.
+
+        As in the paper, a stem's segment quieter than ``min_db`` is skipped: that stem
+        alone gets another song and place (the plan is updated), so the model is not taught
+        that a stem is absent merely because its song is quiet there. Returns the chunks
+        and the number of reads this took.
+        """
+        chunks, reads = [], 0
+        for s, stem in enumerate(STEMS):
+            for _ in range(self.max_tries):
+                reads += 1
+                chunk = self.read(plan["song_ids"][s], stem, plan["offsets"][s])
+                if self.min_db is None or rms_db(chunk) >= self.min_db:
+                    break
+                song_id = int(rng.integers(len(self.songs)))
+                plan["song_ids"][s], plan["songs"][s] = song_id, self.songs[song_id].name
+                plan["offsets"][s] = int(rng.random() * (self.frames[song_id] - self.chunk + 1))
+            else:
+                raise BsrError(
+                    f"no {stem} chunk louder than {self.min_db} dB in {self.max_tries} tries: "
+                    f"the {stem} stems in {self.root} are (nearly) silent; check them or "
+                    "lower min_db"
                 )
-            ]
-        )
+            chunks.append(chunk)
+        return np.stack(chunks), reads
+
+    def augment(self, stems: np.ndarray, plan: dict[str, Any]) -> np.ndarray:
+        """Apply a plan's gains, silencing and channel swap to ``(4, 2, chunk)`` stems."""
         scale = 10.0 ** (plan["gains_db"] / 20.0) * ~plan["silenced"]
         stems = stems * scale.astype(np.float32)[:, None, None]  # a new array: cache untouched
         if plan["swap"]:
@@ -203,21 +224,17 @@ class TrainingSet(Dataset):
 
         Returns ``(stems, info)``: stems is float32 ``(4, 2, samples)``; info holds the
         plan (``song_ids``, ``songs``, ``offsets``, ``gains_db``, ``silenced``, ``swap``,
-        ``same_song``), the mixture level ``mixture_db`` and the number of ``tries``.
+        ``same_song``), the mixture level ``mixture_db`` and the number of chunk reads
+        ``tries`` (4 when no stem was silent).
         """
         if not 0 <= index < self.length:
             raise IndexError(f"index {index} out of range for {self.length} items")
         rng = np.random.default_rng([self.seed, self.epoch, index])
-        for tries in range(1, self.max_tries + 1):
-            plan = self.plan(rng)
-            stems = self.render(plan)
-            level = rms_db(stems.sum(axis=0))
-            if self.min_db is None or level >= self.min_db:
-                return torch.from_numpy(stems), {**plan, "mixture_db": level, "tries": tries}
-        raise BsrError(
-            f"no chunk with mixture louder than {self.min_db} dB in {self.max_tries} tries: "
-            f"the songs in {self.root} are (nearly) silent; check them or lower min_db"
-        )
+        plan = self.plan(rng)
+        raw, reads = self.read_stems(plan, rng)
+        stems = self.augment(raw, plan)
+        level = rms_db(stems.sum(axis=0))
+        return torch.from_numpy(stems), {**plan, "mixture_db": level, "tries": reads}
 
 
 class ValidationSet(Dataset):
