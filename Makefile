@@ -1,7 +1,7 @@
 # bsr: two commands set everything up.
 #   make test   create the environment if needed, install bsr, lint, run the tests
 #   make demo   same set-up, then the main job on the embedded default data
-#   make lab    open JupyterLab on the course notebooks
+#   make lab    open JupyterLab on the course notebooks (extra options: LAB_ARGS="--port 9000")
 #
 # The environment is the active conda env (not base) if there is one, else ./.venv.
 
@@ -45,9 +45,12 @@ test: lint
 demo: $(STAMP)
 	$(BIN)/bsr demo
 
+# Jupyter refuses to run as root unless told; Docker and cloud machines often are root.
+LAB_ROOT := $(shell [ "$$(id -u)" = 0 ] && echo --allow-root)
+LAB_ARGS ?=
 lab: $(STAMP)
 	$(PY) -c "import jupyterlab" 2>/dev/null || $(PY) -m pip install "jupyterlab>=4"
-	$(PY) -m jupyter lab notebooks/
+	$(PY) -m jupyterlab notebooks/ $(LAB_ROOT) $(LAB_ARGS)
 
 clean:
 	rm -rf .venv build *.egg-info .pytest_cache .ruff_cache

@@ -61,12 +61,26 @@ def make_student_version(notebook_path: Path, out_path: Path) -> int:
     return count
 
 
-def make_student_versions(folder: str | Path, out: str | Path) -> dict[str, int]:
-    """Student versions of every ``*.ipynb`` in ``folder``, written to ``out``."""
+def make_student_versions(
+    folder: str | Path, out: str | Path, force: bool = False
+) -> dict[str, int]:
+    """Student versions of every ``*.ipynb`` in ``folder``, written to ``out``.
+
+    A learner's edited notebook is homework: a notebook already in ``out`` is never
+    replaced unless ``force`` is given, and the check comes before anything is written.
+    """
     folder, out = Path(folder), Path(out)
     notebooks = sorted(folder.glob("*.ipynb"))
     if not notebooks:
         raise BsrError(f"no notebooks (*.ipynb) in {folder}: give the course's notebooks/ folder")
     if out.resolve() == folder.resolve():
         raise BsrError("--out is the notebooks folder itself: give another folder")
+    if out.exists() and not out.is_dir():
+        raise BsrError(f"--out {out} is a file: give a folder")
+    existing = [out / nb.name for nb in notebooks if (out / nb.name).exists()]
+    if existing and not force:
+        raise BsrError(
+            f"{existing[0]} already exists (a learner's work, perhaps): choose another --out, "
+            "or pass --force to replace the notebooks there"
+        )
     return {nb.name: make_student_version(nb, out / nb.name) for nb in notebooks}

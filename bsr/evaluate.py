@@ -364,7 +364,20 @@ def evaluate_track(
         entry["uSDR"] = usdr(refs[n], ests[n])
         entry["added"] = n in added
         targets[n] = entry
-    return {"track": track_name, "rate": rate, "win": win, "hop": hop, "targets": targets}
+    # A silent stem blanks museval's frames for the whole track: record it, so the report
+    # can say why the track has no cSDR rather than drop it without a word.
+    silent = {
+        "references": [n for n in _order(ests) if not np.any(refs[n])],
+        "estimates": [n for n in _order(ests) if not np.any(ests[n])],
+    }
+    return {
+        "track": track_name,
+        "rate": rate,
+        "win": win,
+        "hop": hop,
+        "targets": targets,
+        "silent": silent,
+    }
 
 
 def _complemented(name: str) -> str | None:
@@ -741,7 +754,28 @@ def format_table(results: MethodResult | Sequence[MethodResult]) -> str:
             row.append(_fmt(_average({s: per_stem[s] for s in stems if s in per_stem})))
             lines.append(f"| {r.label} | " + " | ".join(row) + " |")
         lines.append("")
+    lines += silent_notes(results)
     return "\n".join(lines)
+
+
+def silent_notes(results: Sequence[MethodResult]) -> list[str]:
+    """One line per method and track with a silent reference or estimate stem.
+
+    museval cannot score a track in which any stem is all zeros (every frame is NaN), so
+    such a track drops out of the cSDR medians; its uSDR still counts. Saying so keeps a
+    table from hiding a track.
+    """
+    lines = []
+    for r in results:
+        for name, track in r.tracks.items():
+            silent = track.get("silent", {})
+            parts = [f"{kind} {', '.join(stems)}" for kind, stems in silent.items() if stems]
+            if parts:
+                lines.append(
+                    f"- {r.label}, {name}: silent {'; '.join(parts)}: no cSDR for this track "
+                    "(museval needs sound in every stem); its uSDR is counted"
+                )
+    return [*lines, ""] if lines else []
 
 
 def format_notes(results: MethodResult | Sequence[MethodResult]) -> str:

@@ -317,6 +317,12 @@ def open_datasets(data: str | Path, config: Config, total_items: int):
         p_swap=t.p_swap,
         min_db=t.min_db,
     )
+    if training.rate != config.model.sample_rate:
+        raise BsrError(
+            f"the songs in {data} are at {training.rate} Hz but the model expects "
+            f"{config.model.sample_rate} Hz: resample the data, or set model.sample_rate: "
+            f"{training.rate} in the config"
+        )
     if has_valid:
         validation = ValidationSet(data, seconds=t.valid_seconds, subset="train", split="valid")
     elif (Path(data) / "test").is_dir():

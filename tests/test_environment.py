@@ -40,3 +40,54 @@ def test_ffmpeg_and_ffprobe_run():
         assert shutil.which(program)
         result = subprocess.run([program, "-version"], capture_output=True, text=True, timeout=60)
         assert result.returncode == 0 and "version" in result.stdout
+
+
+def test_make_lab_serves_with_extra_arguments(tmp_path):
+    """`make lab LAB_ARGS=...` starts JupyterLab (as root too) on the port it is given."""
+    import os
+    import signal
+    import socket
+    import time
+    import urllib.request
+
+    if shutil.which("make") is None:
+        import pytest
+
+        pytest.skip("make is not installed")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    args = (
+        f"--no-browser --ip 127.0.0.1 --port {port} --IdentityProvider.token=test "
+        "--ServerApp.open_browser=False"
+    )
+    env = {**os.environ, "JUPYTER_CONFIG_DIR": str(tmp_path / "config"),
+           "JUPYTER_RUNTIME_DIR": str(tmp_path / "runtime"),
+           "JUPYTER_DATA_DIR": str(tmp_path / "data"), "IPYTHONDIR": str(tmp_path / "ipython")}  # fmt: skip
+    lab = subprocess.Popen(
+        ["make", "-s", "lab", f"LAB_ARGS={args}"],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,  # one process group: make, python and its children
+    )
+    try:
+        deadline = time.monotonic() + 90
+        status = None
+        while time.monotonic() < deadline and lab.poll() is None:
+            try:
+                url = f"http://127.0.0.1:{port}/api/status?token=test"
+                with urllib.request.urlopen(url, timeout=2) as response:
+                    status = response.status
+                    break
+            except OSError:
+                time.sleep(1)
+        assert lab.poll() is None, f"make lab exited with {lab.returncode}"
+        assert status == 200, "JupyterLab did not answer on the port given in LAB_ARGS"
+    finally:
+        os.killpg(lab.pid, signal.SIGTERM)
+        try:
+            lab.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(lab.pid, signal.SIGKILL)

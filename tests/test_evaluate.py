@@ -523,6 +523,11 @@ def test_bad_arrays_give_one_line_errors():
     assert np.all(np.isnan(silent["targets"]["vocals"]["SDR"]))
     assert math.isnan(silent["targets"]["vocals"]["cSDR"])
     assert silent["targets"]["vocals"]["uSDR"] == pytest.approx(0.0, abs=1e-6)
+    assert silent["silent"] == {"references": [], "estimates": ["vocals"]}
+    table = format_table(MethodResult("model", {"Song A": silent}))
+    assert "- model, Song A: silent estimates vocals: no cSDR for this track" in table
+    loud = evaluate_track(ref, good, rate=RATE)
+    assert "silent" not in format_table(MethodResult("model", {"Song A": loud}))
     with pytest.raises(BsrError) as exc:
         baseline_estimates(ref, sum(ref.values()), "wiener")
     assert "wiener" in one_line(exc)

@@ -221,3 +221,12 @@ def test_a_skipped_fp16_update_moves_neither_schedule_nor_ema():
     assert apply_update(run) is True
     assert run.scheduler.last_epoch == 1 and int(run.ema.n_averaged) == 1
     assert any(not torch.equal(before[k], v) for k, v in run.model.state_dict().items())
+
+
+def test_data_at_another_sample_rate_is_one_line(tmp_path):
+    write_song(tmp_path / "train" / "slow song", 2.0, 22050, 0)
+    with pytest.raises(BsrError) as info:
+        train(tiny_config(), tmp_path, tmp_path / "run", steps=1, progress=False)
+    message = str(info.value)
+    assert "22050 Hz but the model expects 44100 Hz" in message and "\n" not in message
+    assert not (tmp_path / "run" / "last.pt").exists()
