@@ -61,9 +61,10 @@ def test_make_lab_serves_with_extra_arguments(tmp_path):
         f"--no-browser --ip 127.0.0.1 --port {port} --IdentityProvider.token=test "
         "--ServerApp.open_browser=False"
     )
-    env = {**os.environ, "JUPYTER_CONFIG_DIR": str(tmp_path / "config"),
-           "JUPYTER_RUNTIME_DIR": str(tmp_path / "runtime"),
-           "JUPYTER_DATA_DIR": str(tmp_path / "data"), "IPYTHONDIR": str(tmp_path / "ipython")}  # fmt: skip
+    env = dict(os.environ)  # Jupyter's state folders in tmp: nothing of the user's touched
+    for variable, folder in (("JUPYTER_CONFIG_DIR", "config"), ("JUPYTER_RUNTIME_DIR", "runtime"),
+                             ("JUPYTER_DATA_DIR", "data"), ("IPYTHONDIR", "ipython")):  # fmt: skip
+        env[variable] = str(tmp_path / folder)
     lab = subprocess.Popen(
         ["make", "-s", "lab", f"LAB_ARGS={args}"],
         cwd=REPO,
