@@ -76,3 +76,48 @@ class Attention(nn.Module):
             out = out * gates.transpose(1, 2).unsqueeze(-1)
         out = out.transpose(1, 2).reshape(batch, seq, self.heads * self.dim_head)
         return self.out_dropout(self.to_out(out))
+
+
+class LinearAttention(nn.Module):
+    """Cross-covariance ("linear") attention over a whole ``(batch, seq, dim)`` sequence.
+
+    The community code adds it as an optional third transformer in each block, run over all
+    ``T*N`` time-band positions at once (El-Nouby et al., "XCiT", 2021). Softmax attention
+    would cost ``(T*N)^2`` there; this one swaps the roles of positions and features: each
+    head's ``dim_head`` feature channels attend to one another, with the positions as the
+    vectors being compared. The attention map is ``(dim_head, dim_head)``, so the cost grows
+    only linearly with the sequence:
+
+        q, k, v: (batch, heads, dim_head, seq)    one row per feature channel
+        q, k <- unit length along seq;  q <- q * exp(temperature)   (learned, per head)
+        out = softmax(q k^T * scale) v            (batch, heads, dim_head, seq)
+
+    The fixed ``scale`` (8) stands in for ``1/sqrt(d)``: unit vectors have dot products in
+    [-1, 1], too flat for a softmax without it. No RoPE: order plays no part here.
+    """
+
+    def __init__(
+        self, dim: int, heads: int, dim_head: int, dropout: float = 0.0, scale: float = 8.0
+    ):
+        super().__init__()
+        self.heads, self.dim_head, self.dropout, self.scale = heads, dim_head, dropout, scale
+        self.norm = RMSNorm(dim)
+        self.to_qkv = nn.Linear(dim, 3 * heads * dim_head, bias=False)
+        self.temperature = nn.Parameter(torch.zeros(heads, 1, 1))  # exp(0) = 1 at the start
+        self.to_out = nn.Linear(heads * dim_head, dim, bias=False)
+
+    def forward(self, x: torch.Tensor, rope: RotaryEmbedding | None = None) -> torch.Tensor:
+        """``(batch, seq, dim)`` -> ``(batch, seq, dim)``; ``rope`` is ignored (no positions)."""
+        batch, seq, _ = x.shape
+        x = self.norm(x)
+        # (batch, seq, 3*heads*dim_head) -> (3, batch, heads, dim_head, seq)
+        q, k, v = (
+            self.to_qkv(x).view(batch, seq, 3, self.heads, self.dim_head).permute(2, 0, 3, 4, 1)
+        )
+        q, k = F.normalize(q, dim=-1), F.normalize(k, dim=-1)  # unit length over positions
+        q = q * self.temperature.exp()
+        dropout_p = self.dropout if self.training else 0.0
+        # Feature channels are SDPA's "sequence" here, positions its embedding.
+        out = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p, scale=self.scale)
+        out = out.permute(0, 3, 1, 2).reshape(batch, seq, self.heads * self.dim_head)
+        return self.to_out(out)

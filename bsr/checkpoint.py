@@ -8,8 +8,11 @@ Two kinds of file load with :func:`load_model`:
   ...); loading always takes the ``model`` weights (in ``model.pt`` those *are* the EMA
   weights).
 * a **community state dict** (lucidrains ``bs-roformer`` 0.3.x-0.4.1, ZFTurbo's
-  Music-Source-Separation-Training), plain or under ``"state_dict"`` / ``"model"``. Its
-  architecture is not stored in the file, so it needs the ZFTurbo YAML it was trained with.
+  Music-Source-Separation-Training; BS-RoFormer or Mel-Band RoFormer), plain or under
+  ``"state_dict"``, ``"state"``, ``"model"`` or ``"model_state_dict"``. Its architecture
+  is not stored in the file, so it needs the ZFTurbo YAML it was trained with (or
+  lucidrains' keyword arguments as a dict). The YAML's windows (``audio.chunk_size``,
+  ``inference.num_overlap``) become the model's ``separation_defaults``.
 
 Everything goes through ``torch.load(..., weights_only=True)``: a model file is data, and
 must never run code. That is why bsr checkpoints store the config as plain dicts and lists.
@@ -26,12 +29,17 @@ from typing import Any
 import torch
 
 from bsr.community import (
+    block_positions,
     community_key,
-    config_from_zfturbo,
+    config_from_lucidrains,
     from_community_state_dict,
     is_zfturbo_config,
+    load_zfturbo,
+    model_type_of,
     read_yaml,
+    strip_module_prefix,
     to_community_state_dict,
+    weights_model_type,
     zfturbo_config,
 )
 from bsr.config import Config, ModelConfig, config_from_dict, load_config
@@ -81,10 +89,13 @@ def _is_state_dict(obj: Any) -> bool:
     )
 
 
+WEIGHT_KEYS = ("state_dict", "state", "model", "model_state_dict")  # where trainers put them
+
+
 def _community_weights(payload: Any, path: Path) -> dict[str, torch.Tensor]:
-    """The state dict in a community file: the payload itself or its state_dict / model."""
+    """The state dict in a community file: the payload itself, or under one of WEIGHT_KEYS."""
     if isinstance(payload, dict):
-        for candidate in (payload, payload.get("state_dict"), payload.get("model")):
+        for candidate in (payload, *(payload.get(key) for key in WEIGHT_KEYS)):
             if _is_state_dict(candidate):
                 return candidate
     raise BsrError(
@@ -93,17 +104,50 @@ def _community_weights(payload: Any, path: Path) -> dict[str, torch.Tensor]:
     )
 
 
-def resolve_config(spec: str | Path | ModelConfig | Config) -> ModelConfig:
-    """A ModelConfig from a ModelConfig, a Config, a ZFTurbo or bsr YAML, or a preset name."""
-    if isinstance(spec, ModelConfig):
-        return spec.validate()
-    if isinstance(spec, Config):
-        return spec.model.validate()
+def resolve_config(
+    spec: str | Path | dict | ModelConfig | Config, model_type: str | None = None
+) -> ModelConfig:
+    """A ModelConfig from a ModelConfig, a Config, a ZFTurbo or bsr YAML, a preset name, a
+    parsed ZFTurbo mapping or a dict of lucidrains' keyword arguments.
+
+    ``model_type`` (``bs_roformer`` / ``mel_band_roformer``, e.g. read off a checkpoint's
+    keys) decides BS vs Mel-Band where the config itself does not.
+    """
+    return _resolve(spec, model_type)[0]
+
+
+def _resolve(spec, model_type: str | None) -> tuple[ModelConfig, dict[str, int] | None]:
+    """:func:`resolve_config`, and the separation windows a ZFTurbo YAML names (or None)."""
+    if isinstance(spec, (ModelConfig, Config)):
+        config = (spec if isinstance(spec, ModelConfig) else spec.model).validate()
+        if model_type and model_type_of(config) != model_type:
+            raise BsrError(
+                f"the checkpoint holds a {model_type} but the config describes a "
+                f"{model_type_of(config)} (model.bands): pass the config it was trained with"
+            )
+        return config, None
+    if isinstance(spec, dict):
+        if isinstance(spec.get("model"), dict):  # a parsed ZFTurbo YAML
+            found = load_zfturbo(spec, model_type)
+            return found.model, found.separation
+        return config_from_lucidrains(spec, model_type), None
     if Path(spec).is_file():
         data = read_yaml(spec)
         if is_zfturbo_config(data):
-            return config_from_zfturbo(data)
-    return load_config(spec).model  # bsr YAML or preset, with its own error messages
+            found = load_zfturbo(data, model_type)
+            return found.model, found.separation
+    return load_config(spec).model, None  # bsr YAML or preset, with its own error messages
+
+
+def config_notes(spec) -> list[str]:
+    """The speed-only keys a ZFTurbo YAML sets, which bsr ignores (one note each)."""
+    if isinstance(spec, (str, Path)) and Path(spec).is_file():
+        data = read_yaml(spec)
+        if is_zfturbo_config(data):
+            return load_zfturbo(data).notes
+    if isinstance(spec, dict) and isinstance(spec.get("model"), dict):
+        return load_zfturbo(spec).notes
+    return []
 
 
 def _stored_config(payload: dict, path: Path) -> ModelConfig:
@@ -172,31 +216,43 @@ def _from_bsr_checkpoint(payload: dict, path: Path) -> BSRoformer:
 
 def _from_state_dict(payload: Any, path: Path, config) -> BSRoformer:
     """A model from a bare state dict: community names, or bsr's own, plus a config."""
-    weights = _community_weights(payload, path)
+    weights = strip_module_prefix(_community_weights(payload, path))
     # torch.save(model.state_dict()) of a bsr model has bsr's names: load it as is.
     own_names = any(k.startswith("band_split.bands.") for k in weights)
     if config is None:
-        kind = "bare bsr state dict" if own_names else "community BS-RoFormer checkpoint"
+        kind = "bare bsr state dict" if own_names else "community RoFormer checkpoint"
         raise BsrError(f"{path} is a {kind} and needs its YAML config: pass --config X.yaml")
-    model = BSRoformer(resolve_config(config))
     if own_names:
+        model = BSRoformer(resolve_config(config))
         load_weights(model, weights, str(path))
-    else:
-        state = from_community_state_dict(weights, model.config)
-        load_weights(model, state, str(path), name=lambda k: community_key(k) or k)
+        return model
+    model_config, separation = _resolve(config, weights_model_type(weights))
+    model = BSRoformer(model_config)
+    state = from_community_state_dict(weights, model.config)
+    # Report keys by the names the file uses: its own block layout, else the model's.
+    ours = block_positions((), model_config.linear_transformer_depth > 0)
+    theirs = block_positions(weights)
+    load_weights(
+        model,
+        state,
+        str(path),
+        name=lambda k: community_key(k, theirs) or community_key(k, ours) or k,
+    )
+    model.separation_defaults = separation
     return model
 
 
 def load_model(
     path: str | Path,
-    config: str | Path | ModelConfig | Config | None = None,
+    config: str | Path | dict | ModelConfig | Config | None = None,
     device: str | torch.device = "cpu",
 ) -> BSRoformer:
     """A ready-to-run separator (eval mode, on ``device``) from a bsr or community file.
 
     ``config`` is needed only for bare state dicts (community ones above all): a ZFTurbo
-    or bsr YAML path, a preset name, or a ModelConfig / Config. A bsr checkpoint carries
-    its own config and ignores this argument.
+    or bsr YAML path, a preset name, a ModelConfig / Config, a parsed ZFTurbo mapping, or
+    a dict of lucidrains' keyword arguments. A bsr checkpoint carries its own config and
+    ignores this argument. A ZFTurbo config's windows become ``model.separation_defaults``.
     """
     path = Path(path)
     payload = read_torch_file(path)

@@ -11,6 +11,12 @@
 
 With the mel layout bands overlap: the features of a shared bin go to every band that
 holds it, and its mask is the average of the masks those bands predict.
+
+Community options (all off in the paper's model) slot into this path: a linear-attention
+transformer and skip connections inside the block loop, a norm closing each transformer
+(``output_norm``), a normalised STFT or another window, and ``zero_dc``, which silences
+the DC bin (0 Hz) of every separated spectrum right before the iSTFT, as ZFTurbo's code
+now does by default.
 """
 
 from __future__ import annotations
@@ -57,6 +63,12 @@ class BSRoformer(nn.Module):
         self.stems = list(cfg.stems)
         self.channels = cfg.channels
         self.stft = STFT(cfg.n_fft, cfg.hop_length, cfg.win_length)
+        if cfg.stft_window != "hann":  # the window is a buffer, not a parameter: swap it
+            window_fn = getattr(torch, f"{cfg.stft_window}_window")
+            self.stft.window = window_fn(self.stft.win_length)
+        # torch.stft(normalized=True) scales the spectrum by 1/sqrt(n_fft), and its inverse
+        # scales it back: one constant on each side, applied here around the plain STFT.
+        self.spectrum_scale = cfg.n_fft**-0.5 if cfg.stft_normalized else 1.0
         self.layout = make_layout(cfg.bands, cfg.sample_rate, cfg.n_fft, cfg.num_mel_bands)
         feature_sizes = tuple(2 * cfg.channels * size for size in self.layout.sizes)
 
@@ -84,6 +96,8 @@ class BSRoformer(nn.Module):
                 ff_dropout=cfg.ff_dropout,
                 ff_mult=cfg.ff_mult,
                 gates=cfg.gates,
+                linear_depth=cfg.linear_transformer_depth,
+                output_norm=cfg.output_norm,
             )
             for _ in range(cfg.depth)
         )
@@ -102,6 +116,9 @@ class BSRoformer(nn.Module):
         # Recompute each block's activations in the backward pass instead of storing them:
         # less memory for more compute (the paper trains with it).
         self.activation_checkpointing = False
+        # How to cut long songs into windows, in samples: {"window": ..., "hop": ...}. None
+        # uses bsr.separate's defaults; loading a community YAML fills in the YAML's own.
+        self.separation_defaults: dict[str, int] | None = None
 
     # -- the three stages ------------------------------------------------------------
 
@@ -113,11 +130,16 @@ class BSRoformer(nn.Module):
         x = self.band_split(features)  # (batch, T, N, D)
         time_rope = self.time_rope if self.use_rope else None
         band_rope = self.band_rope if self.use_rope else None
+        outputs: list[torch.Tensor] = []  # each block's output, kept for skip connections
         for block in self.layers:
+            # A snapshot: activation checkpointing replays the block with these same inputs.
+            earlier = tuple(outputs) if self.config.skip_connection else None
             if self.activation_checkpointing and self.training:
-                x = checkpoint(block, x, time_rope, band_rope, use_reentrant=False)
+                x = checkpoint(block, x, time_rope, band_rope, earlier, use_reentrant=False)
             else:
-                x = block(x, time_rope, band_rope)
+                x = block(x, time_rope, band_rope, earlier)
+            if self.config.skip_connection:
+                outputs.append(x)
         x = self.final_norm(x)
         # (batch, stems, T, sum_b 2*C*F_b): one mask estimator per stem
         masks = torch.stack([estimator(x) for estimator in self.mask_estimators], dim=1)
@@ -127,14 +149,25 @@ class BSRoformer(nn.Module):
         return features_to_complex(masks, self.channels)
 
     def apply_masks(self, spec: torch.Tensor, masks: torch.Tensor, length: int) -> torch.Tensor:
-        """Complex product with the mixture, then iSTFT: -> ``(batch, stems, C, length)``."""
-        return self.stft.inverse(masks * spec.unsqueeze(1), length)
+        """Complex product with the mixture, then iSTFT: -> ``(batch, stems, C, length)``.
+
+        ``spec`` is the mixture's ``(batch, C, F, T)`` spectrum as the network saw it (scaled
+        when ``stft_normalized``); ``masks`` is ``(batch, stems, C, F, T)``.
+        """
+        separated = masks * spec.unsqueeze(1)
+        if self.config.zero_dc:  # bin 0 is each windowed frame's mean: no stem keeps any
+            separated = separated.index_fill(-2, separated.new_zeros(1, dtype=torch.long), 0)
+        if self.spectrum_scale != 1.0:
+            separated = separated / self.spectrum_scale
+        return self.stft.inverse(separated, length)
 
     def forward(self, audio: torch.Tensor) -> torch.Tensor:
         if audio.dim() != 3 or audio.shape[1] != self.channels:
             expected = f"(batch, {self.channels}, samples)"
             raise ValueError(f"expected audio of shape {expected}, got {tuple(audio.shape)}")
         spec = self.stft(audio)
+        if self.spectrum_scale != 1.0:
+            spec = spec * self.spectrum_scale
         return self.apply_masks(spec, self.estimate_masks(spec), audio.shape[-1])
 
 

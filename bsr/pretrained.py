@@ -477,11 +477,13 @@ def download(
 
 
 def _config_for(entry: Entry, cache, timeout: float, progress: bool):
-    """What :func:`bsr.checkpoint.load_model` takes as ``config`` for this entry."""
-    from bsr.community import config_from_zfturbo
+    """What :func:`bsr.checkpoint.load_model` takes as ``config`` for this entry.
 
+    An inline ZFTurbo mapping goes as it is: its ``audio.chunk_size`` and
+    ``inference.num_overlap`` then set the model's separation windows, as a YAML file does.
+    """
     if isinstance(entry.config, dict):
-        return config_from_zfturbo(entry.config)
+        return entry.config
     if isinstance(entry.config, RemoteConfig):
         dest = cached_path(entry, cache).with_name(entry.config.filename)
         return _download_file(
@@ -524,12 +526,17 @@ def list_entries(
     entries = _entries(registry)
     if not entries:
         return "no pretrained models in the registry"
+    from bsr.community import load_zfturbo
+
     lines = []
     for entry in entries:
         cached = "cached" if cached_path(entry, cache).is_file() else "not downloaded"
         checksum = "sha256 published" if entry.sha256 else "no published checksum"
+        kind = entry.format
+        if isinstance(entry.config, dict):  # an inline config says which network it is
+            kind += f" {load_zfturbo(entry.config).model_type}"
         lines += [
-            f"{entry.name}  ({entry.format}, {checksum}, {cached})",
+            f"{entry.name}  ({kind}, {checksum}, {cached})",
             f"    {entry.description}",
             f"    licence: {entry.licence}",
             f"    source:  {entry.source}",

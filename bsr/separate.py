@@ -10,6 +10,9 @@ windows, edges included.
 
 ``separate(audio, sample_rate, model)`` handles any sample rate (resampled to the model's
 and back), mono or stereo input, and returns one array per stem, shaped like the input.
+A model loaded with a community YAML brings its own windows (``model.separation_defaults``:
+``audio.chunk_size`` every ``chunk_size // inference.num_overlap`` samples), the length it
+was trained on; those replace the 8 s / 4 s default unless you give others.
 """
 
 from __future__ import annotations
@@ -69,6 +72,7 @@ def separate_tensor(
     out = torch.zeros(stems, channels, total)
     norm = torch.zeros(total)
     starts = list(range(0, total - window + 1, hop))
+    done = 0  # input samples reported to ``progress`` so far
     for i in range(0, len(starts), batch_size):
         group = starts[i : i + batch_size]
         chunks = torch.stack([padded[:, s : s + window] for s in group]).to(device)
@@ -76,8 +80,10 @@ def separate_tensor(
         for s, estimate in zip(group, estimates):
             out[..., s : s + window] += estimate * weights
             norm[s : s + window] += weights
-        if progress is not None:
-            progress(min(len(group) * hop, length))
+        reached = min(max(group[-1] + window - pad, 0), length)  # input covered so far
+        if progress is not None and reached > done:
+            progress(reached - done)
+        done = max(done, reached)
     return (out / norm)[..., pad : pad + length]
 
 
@@ -102,13 +108,45 @@ def check_audio(audio: np.ndarray, name: str = "audio") -> None:
         raise BsrError(f"{name} contains NaN or infinite samples: repair or re-export the file")
 
 
+DEFAULT_WINDOW_SECONDS, DEFAULT_HOP_SECONDS = 8.0, 4.0  # the paper's
+
+
+def window_and_hop(
+    model: torch.nn.Module, window_seconds: float | None, hop_seconds: float | None
+) -> tuple[int, int]:
+    """The separation window and hop in samples at the model's rate.
+
+    Given values win; otherwise the model's ``separation_defaults`` (from its community
+    YAML), else 8 s every 4 s. A window given without a hop keeps the default overlap
+    (the hop is the same fraction of the window).
+    """
+    rate = model.config.sample_rate
+    defaults = getattr(model, "separation_defaults", None) or {
+        "window": round(DEFAULT_WINDOW_SECONDS * rate),
+        "hop": round(DEFAULT_HOP_SECONDS * rate),
+    }
+    window = defaults["window"] if window_seconds is None else round(window_seconds * rate)
+    if hop_seconds is not None:
+        hop = round(hop_seconds * rate)
+    else:
+        hop = max(1, round(window * defaults["hop"] / defaults["window"]))
+    if window < 1:
+        raise BsrError(f"the window ({window_seconds} s) must hold at least one sample")
+    if not 0 < hop <= window:
+        raise BsrError(
+            f"the hop ({hop / rate:g} s) must be positive and no longer than the window "
+            f"({window / rate:g} s): shorten it"
+        )
+    return window, hop
+
+
 def separate(
     audio,
     sample_rate: int,
     model: torch.nn.Module,
     *,
-    window_seconds: float = 8.0,
-    hop_seconds: float = 4.0,
+    window_seconds: float | None = None,
+    hop_seconds: float | None = None,
     window: str = "hann",
     batch_size: int = 4,
     progress: bool = False,
@@ -117,7 +155,8 @@ def separate(
 
     ``audio`` is ``(channels, samples)`` or ``(samples,)``; a mono song through a stereo
     model is duplicated into both channels and averaged back; a stereo song through a mono
-    model is separated one channel at a time.
+    model is separated one channel at a time. ``window_seconds`` / ``hop_seconds``
+    default to the model's own windows (see :func:`window_and_hop`).
     """
     audio = as_channels_first(audio)
     check_audio(audio)
@@ -144,19 +183,27 @@ def separate(
         raise BsrError(
             f"cannot separate {channels}-channel audio with a {model_channels}-channel model"
         )
-    window_len = round(window_seconds * model_rate)
-    hop_len = round(hop_seconds * model_rate)
+    window_len, hop_len = window_and_hop(model, window_seconds, hop_seconds)
     bar = None
     if progress:
         from tqdm.auto import tqdm
 
         bar = tqdm(total=round(x.shape[-1] * len(inputs) / model_rate, 1), unit="s audio")
-    update = (lambda n: bar.update(round(n / model_rate, 1))) if bar else None
+    sent = 0  # samples reported; the bar moves by the rounded total, so it never overshoots
+
+    def update(n: int) -> None:
+        nonlocal sent
+        sent += n
+        bar.update(round(sent / model_rate, 1) - bar.n)
+
+    progress_fn = update if bar is not None else None
     was_training = model.training
     model.eval()
     try:
-        parts = [separate_tensor(model, part, window_len, hop_len, window, batch_size, update)
-                 for part in inputs]  # fmt: skip
+        parts = [
+            separate_tensor(model, part, window_len, hop_len, window, batch_size, progress_fn)
+            for part in inputs
+        ]
     finally:
         model.train(was_training)
         if bar is not None:
@@ -241,3 +288,34 @@ def separate_files(
             sf.write(target, estimate.T, rate, subtype="FLOAT")
             written.append(target)
     return written
+
+
+def separate_folder(
+    model: torch.nn.Module,
+    data: str | Path,
+    subset: str,
+    out: str | Path,
+    *,
+    progress: bool = True,
+    **options,
+) -> list[str]:
+    """Separate every ``data/subset/<song>/mixture.wav`` into ``out/subset/<song>/<stem>.wav``.
+
+    The output has the layout ``bsr evaluate --estimates OUT --data DATA --subset SUBSET``
+    reads. With ``progress``, one line per song as it is done. Returns the song names.
+    """
+    import soundfile as sf
+
+    songs = sorted(p for p in (Path(data) / subset).iterdir() if p.is_dir())
+    if not songs:
+        raise BsrError(f"no song folders in {Path(data) / subset}: give a MUSDB18HQ-layout folder")
+    for number, song in enumerate(songs, 1):
+        audio, rate = read_audio(song / "mixture.wav")
+        stems = separate(audio, rate, model, **options)
+        folder = Path(out) / subset / song.name
+        folder.mkdir(parents=True, exist_ok=True)
+        for stem, estimate in stems.items():
+            sf.write(folder / f"{stem}.wav", estimate.T, rate, subtype="FLOAT")
+        if progress:
+            print(f"  separated {number}/{len(songs)}: {subset}/{song.name}", flush=True)
+    return [song.name for song in songs]

@@ -3,23 +3,41 @@ bsr checkpoints; and the errors a user meets when a file or config is wrong."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
 import yaml
+from community_peers import (
+    TOLERANCE,
+    MsstReference,
+    audio_for,
+    bs_roformer,
+    peak_error,
+    peer,
+    peer_output,
+)
 from conftest import community_config
 
 from bsr import BsrError, BSRoformer, Config, ModelConfig
-from bsr.checkpoint import export_community, load_model, load_weights, save_model
+from bsr.checkpoint import (
+    WEIGHT_KEYS,
+    export_community,
+    load_model,
+    load_weights,
+    save_model,
+)
 from bsr.community import (
     community_kwargs,
+    config_from_lucidrains,
     config_from_zfturbo,
     from_community_state_dict,
+    load_zfturbo,
     rotary_frequencies,
+    separation_defaults,
     to_community_state_dict,
     zfturbo_config,
 )
-
-bs_roformer = pytest.importorskip("bs_roformer")
 
 # The peer warns about its STFT window check and torch's deprecated sdp_kernel context.
 pytestmark = [
@@ -30,33 +48,24 @@ pytestmark = [
 PAPER_BANDS = [2] * 24 + [4] * 12 + [12] * 8 + [24] * 8 + [48] * 8 + [128, 129]
 
 
-def peer(config: ModelConfig, seed: int = 1):
-    """lucidrains' BSRoformer 0.4.1 with the same settings and seeded random weights."""
-    torch.manual_seed(seed)
-    model = bs_roformer.BSRoformer(**community_kwargs(config)).eval()
-    with torch.no_grad():  # gammas start at one: randomise them too, so norms are tested
-        for name, p in model.named_parameters():
-            if name.endswith("gamma"):
-                p.uniform_(0.5, 1.5)
-    return model
-
-
-def peer_output(model, audio: torch.Tensor) -> torch.Tensor:
-    """The peer's output as (batch, stems, C, samples): it drops the stem axis for one."""
-    with torch.no_grad():
-        out = model(audio)
-    return out if out.dim() == 4 else out.unsqueeze(1)
-
-
 def relative_error(a: torch.Tensor, b: torch.Tensor) -> float:
     return ((a - b).norm() / b.norm()).item()
 
 
-def audio_for(config: ModelConfig, hops: int = 12, batch: int = 2) -> torch.Tensor:
-    # A whole number of hops: the peer's iSTFT then returns exactly the input length.
-    return torch.randn(batch, config.channels, hops * config.hop_length)
+def same_network(a: ModelConfig, b: ModelConfig) -> bool:
+    """Equal configs once "paper" bands, "as n_fft" and "dim // heads" are resolved."""
+
+    def resolved(c: ModelConfig) -> ModelConfig:
+        bands = c.bands if c.bands == "mel" else list(BSRoformer(c).layout.sizes)
+        return dataclasses.replace(
+            c, win_length=c.win_length or c.n_fft, dim_head=c.head_dim, bands=bands
+        )
+
+    return resolved(a) == resolved(b)
 
 
+# BS-RoFormer cases against bs-roformer 0.4.1: mono/stereo, 1-4 stems, mask MLP depth 1-3,
+# hop 128/441/512/96, paper and custom bands, a normalised STFT with another window.
 CASES = {
     "mono-1stem-hop128": dict(channels=1),
     "stereo-4stems-paper-hop441-mlp1": dict(
@@ -77,21 +86,88 @@ CASES = {
         depth=2,
     ),
     "mono-2stems-win384": dict(channels=1, stems=["a", "b"], win_length=384, hop_length=96),
+    "stereo-3stems-normalized-hamming": dict(
+        stems=["a", "b", "c"], stft_normalized=True, stft_window="hamming"
+    ),
 }
 
 
+@pytest.mark.parametrize("zero_dc", [False, True], ids=["dc-kept", "zero-dc"])
 @pytest.mark.parametrize("overrides", CASES.values(), ids=CASES.keys())
-def test_community_weights_give_the_peers_output(overrides):
-    config = community_config(**overrides)
+def test_community_weights_give_the_peers_output(overrides, zero_dc):
+    config = community_config(**overrides, zero_dc=zero_dc)
     reference = peer(config)
     model = BSRoformer(config).eval()
     model.load_state_dict(from_community_state_dict(reference.state_dict(), config))
     audio = audio_for(config)
     with torch.no_grad():
         ours = model(audio)
-    theirs = peer_output(reference, audio)
+    theirs = peer_output(reference, audio, zero_dc=zero_dc)
     assert ours.shape == theirs.shape == (2, len(config.stems), config.channels, audio.shape[-1])
-    assert relative_error(ours, theirs) <= 1e-5
+    assert peak_error(ours, theirs) <= TOLERANCE
+
+
+def test_zero_dc_removes_only_the_lowest_frequencies():
+    """The option must matter (else the test above proves nothing), and only near 0 Hz."""
+    config = community_config(stems=["a", "b"])
+    kept = BSRoformer(config).eval()
+    zeroed = BSRoformer(dataclasses.replace(config, zero_dc=True)).eval()
+    zeroed.load_state_dict(kept.state_dict())  # same weights: zero_dc adds no parameters
+    audio = audio_for(config, batch=1) + 0.5  # an offset: a strong DC component
+    with torch.no_grad():
+        removed = kept(audio) - zeroed(audio)
+    assert removed.abs().max() > 1e-3 * kept(audio).abs().max()
+    # What zero_dc took away is the DC bin through the synthesis window: bins 0 and 1.
+    power = kept.stft(removed).abs().pow(2)[..., 2:-2]  # (batch, stems, C, F, T), inner frames
+    assert power[..., :2, :].sum() > 0.999 * power.sum()
+
+
+# ZFTurbo's current code has options bs-roformer 0.4.1 does not: checked against
+# MsstReference, ZFTurbo's forward assembled from 0.4.1's modules.
+MSST_CASES = {
+    "linear1-mono": dict(linear_transformer_depth=1, channels=1),
+    "linear2-skip-4stems": dict(
+        linear_transformer_depth=2, skip_connection=True, stems=["a", "b", "c", "d"], depth=3
+    ),
+    "skip-mlp2-hop441": dict(
+        skip_connection=True, mlp_expansion_factor=2, depth=3, n_fft=2048, hop_length=441,
+        bands="paper",
+    ),
+    "mlp3-zero-dc-mask3": dict(mlp_expansion_factor=3, zero_dc=True, mask_estimator_depth=3),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("overrides", MSST_CASES.values(), ids=MSST_CASES.keys())
+def test_zfturbo_options_give_the_reference_output(overrides):
+    config = community_config(**overrides)
+    plain = dataclasses.replace(
+        config, linear_transformer_depth=0, skip_connection=False, mlp_expansion_factor=4
+    )
+    reference = MsstReference(
+        peer(plain),
+        linear_depth=config.linear_transformer_depth,
+        skip_connection=config.skip_connection,
+        mlp_expansion_factor=config.mlp_expansion_factor,
+        zero_dc=config.zero_dc,
+    ).eval()
+    model = BSRoformer(config).eval()
+    state = from_community_state_dict(reference.state_dict(), config)  # ZFTurbo's key layout
+    load_weights(model, state, "reference")
+    audio = audio_for(config)
+    with torch.no_grad():
+        ours, theirs = model(audio), reference(audio)
+    assert peak_error(ours, theirs) <= TOLERANCE
+
+
+def test_reference_equals_the_peer_without_new_options():
+    """MsstReference is only trusted because, with no new option, it is the peer itself."""
+    config = community_config(stems=["a", "b"], depth=2)
+    base = peer(config)
+    reference = MsstReference(base).eval()
+    reference.mask_estimators.load_state_dict(base.mask_estimators.state_dict())
+    audio = audio_for(config)
+    with torch.no_grad():
+        assert peak_error(reference(audio), peer_output(base, audio)) <= 1e-6
 
 
 def test_export_loads_into_the_peer_and_matches(tmp_path):
@@ -178,6 +254,8 @@ def test_zfturbo_yaml_gives_the_model_config(tmp_path):
     assert (config.time_transformer_depth, config.band_transformer_depth) == (1, 1)
     assert (config.attn_dropout, config.ff_dropout, config.mask_estimator_depth) == (0.1, 0.1, 2)
     assert (config.mask_norm, config.gates, config.mlp_expansion_factor) == ("final", True, 4)
+    assert config.zero_dc  # the YAML does not name it: ZFTurbo's current default, on
+    assert load_zfturbo(MUSDB_YAML).separation == {"window": 131584, "hop": 131584 // 4}
 
 
 def test_zfturbo_defaults_are_the_peers():
@@ -185,6 +263,50 @@ def test_zfturbo_defaults_are_the_peers():
     assert config.bands == list(bs_roformer.bs_roformer.DEFAULT_FREQS_PER_BANDS)
     assert (config.channels, config.hop_length, config.head_dim) == (1, 512, 64)
     assert (config.time_transformer_depth, config.band_transformer_depth) == (2, 2)
+    assert (
+        config.zero_dc
+        and not config_from_zfturbo({"model": {"dim": 16, "depth": 1, "zero_dc": False}}).zero_dc
+    )
+
+
+def test_zfturbo_current_options_are_read():
+    data = {
+        "model": {
+            **MUSDB_YAML["model"],
+            "mlp_expansion_factor": 2,
+            "skip_connection": True,
+            "linear_transformer_depth": 1,
+            "stft_normalized": True,
+            "stft_window_fn": "torch.hamming_window",  # as !!python/name: reads it
+        }
+    }
+    config = config_from_zfturbo(data)
+    assert (config.mlp_expansion_factor, config.skip_connection) == (2, True)
+    assert (config.linear_transformer_depth, config.stft_normalized) == (1, True)
+    assert config.stft_window == "hamming"
+
+
+def test_zfturbo_python_name_tag_is_read_as_text(tmp_path):
+    path = tmp_path / "w.yaml"
+    path.write_text(
+        "model:\n  dim: 16\n  depth: 1\n  stft_window_fn: !!python/name:torch.blackman_window\n"
+    )
+    assert config_from_zfturbo(path).stft_window == "blackman"
+    path.write_text("model:\n  dim: 16\n  depth: 1\n  stft_window_fn: !!python/name:os.system\n")
+    with pytest.raises(BsrError, match="stft_window_fn='os.system' is not a window"):
+        config_from_zfturbo(path)
+
+
+def test_speed_only_keys_are_accepted_with_a_note():
+    data = {"model": {**MUSDB_YAML["model"], "sage_attention": True, "use_torch_checkpoint": True}}
+    found = load_zfturbo(data)
+    assert found.model == config_from_zfturbo({"model": MUSDB_YAML["model"]})  # same network
+    assert sorted(n.split()[0] for n in found.notes) == [
+        "model.flash_attn",
+        "model.sage_attention",
+        "model.use_torch_checkpoint",
+    ]
+    assert all("ignored" in note for note in found.notes)
 
 
 def test_zfturbo_value_of_wrong_type():
@@ -203,19 +325,47 @@ def test_zfturbo_stem_names():
 
 
 @pytest.mark.parametrize(
-    "key, value",
-    [("linear_transformer_depth", 1), ("stft_normalized", True), ("skip_connection", True)],
+    "key, value, message",
+    [
+        ("num_residual_streams", 4, "is hyper-connections: several residual streams"),
+        ("add_value_residual", True, "is value residual learning"),
+        ("num_bands", 60, "model.freqs_per_bands .BS-RoFormer. and model.num_bands"),
+        ("stft_window_fn", "torch.kaiser_window", "is not a window bsr knows"),
+    ],
 )
-def test_zfturbo_unsupported_feature_is_one_line_error(key, value):
+def test_zfturbo_unsupported_feature_is_one_line_error(key, value, message):
     data = {"model": {**MUSDB_YAML["model"], key: value}}
-    with pytest.raises(BsrError, match=key) as info:
+    with pytest.raises(BsrError, match=message) as info:
         config_from_zfturbo(data)
     assert "\n" not in str(info.value)
+    if key in ("num_residual_streams", "add_value_residual"):  # the plain value loads
+        plain = {"num_residual_streams": 1, "add_value_residual": False}[key]
+        config_from_zfturbo({"model": {**MUSDB_YAML["model"], key: plain}})
 
 
 def test_zfturbo_unknown_model_key_is_refused():
-    with pytest.raises(BsrError, match="model.use_mystery"):
+    with pytest.raises(BsrError, match="model.use_mystery") as info:
         config_from_zfturbo({"model": {**MUSDB_YAML["model"], "use_mystery": True}})
+    assert "\n" not in str(info.value)
+
+
+def test_zfturbo_model_type_is_checked():
+    with pytest.raises(BsrError, match="model_type 'htdemucs': bsr loads only"):
+        config_from_zfturbo({**MUSDB_YAML, "training": {"model_type": "htdemucs"}})
+    with pytest.raises(BsrError, match="freqs_per_bands belongs to a bs_roformer"):
+        config_from_zfturbo({**MUSDB_YAML, "model_type": "mel_band_roformer"})
+
+
+def test_zfturbo_separation_windows():
+    inference = {"chunk_size": 882000, "num_overlap": 3}
+    assert separation_defaults({"audio": {"chunk_size": 441000}, "inference": inference}) == {
+        "window": 882000,
+        "hop": 294000,
+    }
+    assert separation_defaults({"audio": {"chunk_size": 1000}}) == {"window": 1000, "hop": 500}
+    assert separation_defaults({"audio": {}}) is None
+    with pytest.raises(BsrError, match="inference.num_overlap=0 should be a positive integer"):
+        separation_defaults({"audio": {"chunk_size": 1000}, "inference": {"num_overlap": 0}})
 
 
 def test_zfturbo_config_round_trip():
@@ -223,6 +373,18 @@ def test_zfturbo_config_round_trip():
     again = config_from_zfturbo(zfturbo_config(config))
     assert again.bands == PAPER_BANDS and again.stems == ["a", "b"]
     assert community_kwargs(again) == community_kwargs(config)
+    assert same_network(again, config)  # zero_dc: false is written out, and survives
+    msst = community_config(linear_transformer_depth=1, skip_connection=True, zero_dc=True)
+    assert same_network(config_from_zfturbo(zfturbo_config(msst)), msst)
+
+
+def test_lucidrains_keyword_arguments():
+    kwargs = {**community_kwargs(community_config()), "stft_window_fn": None}
+    config = config_from_lucidrains(kwargs, stems=["vocals"])
+    assert same_network(config, community_config())  # no zero_dc: 0.4.1 has none
+    assert not config_from_lucidrains({"dim": 8, "depth": 1}).zero_dc
+    hamming = {"dim": 8, "depth": 1, "stft_window_fn": torch.hamming_window}
+    assert config_from_lucidrains(hamming).stft_window == "hamming"
 
 
 SMALL_YAML = {
@@ -258,14 +420,17 @@ def test_load_model_reads_a_community_checkpoint(community_files, tmp_path):
     reference, ckpt, yaml_path = community_files
     model = load_model(ckpt, yaml_path)
     assert not model.training and model.stems == ["vocals"]
+    assert model.config.zero_dc  # the YAML does not name it: on, as ZFTurbo's code runs it
     audio = torch.randn(1, 2, 128 * 10)
     with torch.no_grad():
         ours = model(audio)
-    assert relative_error(ours, peer_output(reference, audio)) <= 1e-5
-    # Wrapped as ZFTurbo's trainer sometimes saves it.
-    torch.save({"state_dict": reference.state_dict()}, tmp_path / "wrapped.ckpt")
-    with torch.no_grad():
-        assert torch.equal(load_model(tmp_path / "wrapped.ckpt", yaml_path)(audio), ours)
+    assert peak_error(ours, peer_output(reference, audio, zero_dc=True)) <= TOLERANCE
+    # Wrapped as ZFTurbo's and other trainers save it, or from inside DataParallel.
+    module = {f"module.{k}": v for k, v in reference.state_dict().items()}
+    for key, weights in [*((key, reference.state_dict()) for key in WEIGHT_KEYS), (None, module)]:
+        torch.save({key: weights, "epoch": 3} if key else weights, tmp_path / "wrapped.ckpt")
+        with torch.no_grad():
+            assert torch.equal(load_model(tmp_path / "wrapped.ckpt", yaml_path)(audio), ours)
 
 
 def test_load_model_accepts_a_model_config(community_files):
@@ -378,3 +543,46 @@ def test_file_without_weights(tmp_path):
     torch.save({"epoch": 3}, tmp_path / "x.pt")
     with pytest.raises(BsrError, match="holds no state dict"):
         load_model(tmp_path / "x.pt", config=community_config())
+
+
+# ---------------------------------------------------------------------------- bsr's own model
+
+
+def test_community_options_train_every_parameter():
+    """The new modules are part of the model proper: gradients reach all of them."""
+    config = community_config(
+        bands="mel", num_mel_bands=8, mask_norm="none", output_norm=True, depth=2,
+        linear_transformer_depth=1, skip_connection=True, zero_dc=True, stft_normalized=True,
+        stft_window="blackman",
+    )  # fmt: skip
+    model = BSRoformer(config).train()
+    model(audio_for(config, batch=1)).square().mean().backward()
+    missing = [n for n, p in model.named_parameters() if p.grad is None or not p.grad.any()]
+    assert missing == []
+
+
+def test_options_off_keep_the_shipped_state_dict_keys():
+    """bsr's presets keep every key they had (the shipped weights and running trainings)."""
+    from bsr.hub import shipped_path
+
+    model = BSRoformer(Config().model)  # the paper's L=6 model
+    assert not any("linear_transformer" in k or k.endswith("_transformer.norm.gamma")
+                   for k in model.state_dict())  # fmt: skip
+    stored = torch.load(shipped_path("course"), weights_only=True)["model"]
+    course = load_model(shipped_path("course"))
+    assert set(course.state_dict()) == set(stored)
+    assert not course.config.zero_dc and course.config.mask_norm != "none"
+
+
+def test_skip_connections_survive_activation_checkpointing():
+    """Checkpointing replays each block in the backward pass: with the same earlier outputs."""
+    config = community_config(skip_connection=True, depth=3, linear_transformer_depth=1)
+    model = BSRoformer(config).train()  # no dropout in community_config: deterministic
+    audio = audio_for(config, batch=1)
+    grads = []
+    for checkpointing in (False, True):
+        model.zero_grad()
+        model.activation_checkpointing = checkpointing
+        model(audio).square().mean().backward()
+        grads.append([p.grad.clone() for p in model.parameters()])
+    assert all(torch.allclose(a, b, atol=1e-7) for a, b in zip(*grads))

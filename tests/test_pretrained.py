@@ -22,7 +22,7 @@ import yaml
 from conftest import community_config
 
 from bsr.checkpoint import export_community, save_model
-from bsr.community import zfturbo_config
+from bsr.community import load_zfturbo, zfturbo_config
 from bsr.config import load_config
 from bsr.errors import BsrError
 from bsr.model import BSRoformer
@@ -175,6 +175,31 @@ def test_load_pretrained_community_inline_config(server, cache, tmp_path):
         ],
     )
     model = load_pretrained("community", cache=cache, registry=registry, progress=False)
+    audio = torch.randn(1, 2, 4096)
+    with torch.no_grad():
+        torch.testing.assert_close(model(audio), original(audio))
+    # The inline config's windows come along: 8 s (in whole hops) every half of it.
+    window = zfturbo_config(COMMUNITY)["audio"]["chunk_size"]
+    assert model.separation_defaults == {"window": window, "hop": window // 2}
+
+
+def test_load_pretrained_mel_band_model(server, cache, tmp_path):
+    config = community_config(
+        bands="mel", num_mel_bands=16, mask_norm="none", output_norm=True, zero_dc=True
+    )
+    original = BSRoformer(config).eval()
+    path = server.root / "MelBandRoformer.ckpt"
+    export_community(original, path)
+    entry = {
+        "name": "mel",
+        "url": server.url(path.name),
+        "sha256": sha256(path),
+        "format": "community",
+        "config": zfturbo_config(config),
+    }
+    model = load_pretrained("mel", cache=cache, registry=write_registry(tmp_path, [entry]),
+                            progress=False)  # fmt: skip
+    assert (model.config.bands, model.config.zero_dc) == ("mel", True)
     audio = torch.randn(1, 2, 4096)
     with torch.no_grad():
         torch.testing.assert_close(model(audio), original(audio))
@@ -349,6 +374,31 @@ def test_shipped_registry_is_complete():
         assert entry.sha256 is None or len(entry.sha256) == 64
 
 
+def test_shipped_community_entries_describe_their_networks():
+    """The numbers transcribed from ZFTurbo's configs, as bsr reads them."""
+    facts = {  # name: (model type, dim, depth, hop, mask depth (bsr's count), window, hop)
+        "viperx-vocals-ep317": ("bs_roformer", 512, 12, 441, 2, 352800, 176400),
+        "viperx-other-ep937": ("bs_roformer", 384, 12, 512, 2, 131584, 65792),
+        "kimberleyjensen-mel-vocals": ("mel_band_roformer", 384, 6, 441, 3, 352800, 176400),
+        "viperx-mel-vocals-ep3005": ("mel_band_roformer", 384, 12, 441, 3, 352800, 176400),
+    }
+    inline = {e.name: e for e in load_registry() if isinstance(e.config, dict)}
+    assert sorted(inline) == sorted(facts)
+    for name, (kind, dim, depth, hop, mask, window, step) in facts.items():
+        found = load_zfturbo(inline[name].config)
+        config = found.model
+        assert found.model_type == kind, name
+        assert (config.dim, config.depth, config.hop_length) == (dim, depth, hop), name
+        assert config.mask_estimator_depth == mask, name
+        assert found.separation == {"window": window, "hop": step}, name
+        assert config.zero_dc and config.channels == 2, name  # ZFTurbo's default, stereo
+    kj = find_entry("kimberleyjensen-mel-vocals")
+    assert kj.url == (
+        "https://huggingface.co/KimberleyJSN/melbandroformer/resolve/main/MelBandRoformer.ckpt"
+    )
+    assert kj.filename == "MelBandRoformer.ckpt" and kj.sha256 is None
+
+
 def test_shipped_unverified_entries_are_refused_with_require_checksum():
     for entry in load_registry():
         if entry.sha256 is None:
@@ -410,4 +460,6 @@ def test_list_entries_shows_names_and_cache_state(server, tiny_bsr, cache, tmp_p
     text = list_entries()  # the shipped registry
     for entry in load_registry():
         assert entry.name in text
+    assert "kimberleyjensen-mel-vocals  (community mel_band_roformer, no published" in text
+    assert "viperx-vocals-ep317  (community bs_roformer, no published checksum" in text
     assert cached_path(find_entry("tiny", registry), cache).is_file()
