@@ -55,20 +55,26 @@ def model_card(name: str) -> dict:
 
 def load_model(
     name: str | Path,
-    config: str | Path | ModelConfig | Config | None = None,
+    config: str | Path | dict | ModelConfig | Config | None = None,
     device: str | torch.device = "cpu",
+    weights: str = "ema",
 ) -> BSRoformer:
     """A ready-to-run separator from a file, a shipped model or a registry name.
 
     >>> model = load_model("course")            # no network needed
     >>> model = load_model("runs/mine/model.pt")
     >>> model = load_model("x.ckpt", config="x.yaml")   # a community checkpoint
+
+    ``config``: only for community state dicts (a ZFTurbo YAML path, a parsed mapping, or
+    lucidrains' keyword arguments). ``weights``: for a training state (``last.pt``), its
+    EMA (default) or its ``"raw"`` weights. The model separates, by default, in windows as
+    long as its training segments (a community model: its YAML's chunk size).
     """
     from bsr.checkpoint import load_model as load_file
 
     path = Path(name)
     if path.exists():
-        model = load_file(path, config=config, device=device)
+        model = load_file(path, config=config, device=device, weights=weights)
     elif str(name) in SHIPPED:
         model = load_file(shipped_path(str(name)), device=device)
     else:
