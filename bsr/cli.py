@@ -65,7 +65,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     """Run the main job on the embedded data."""
     from bsr.demo import run
 
-    run()
+    run(steps=args.steps, out=args.out)
     return 0
 
 
@@ -111,10 +111,20 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_separate(args: argparse.Namespace) -> int:
-    from bsr.checkpoint import load_model
+    from bsr.checkpoint import config_notes
+    from bsr.hub import load_model
     from bsr.separate import separate_files
 
+    if args.config is not None:
+        for note in config_notes(args.config):  # speed-only keys bsr accepts and ignores
+            print(f"bsr: note: {note}", file=sys.stderr)
     model = load_model(args.checkpoint, config=args.config, device=pick_device(args.device))
+    if model.separation_defaults and args.window is None:
+        from bsr.separate import window_and_hop
+
+        rate = model.config.sample_rate
+        window, hop = window_and_hop(model, None, args.hop)
+        print(f"windows from the config: {window / rate:g} s every {hop / rate:g} s")
     written = separate_files(
         args.files,
         model,
@@ -131,19 +141,22 @@ def cmd_separate(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from bsr.evaluate import evaluate_baselines, evaluate_folder, format_table
+    from bsr.evaluate import evaluate_baselines, evaluate_folder, format_notes, format_table
 
     if args.estimates is None:
         results = evaluate_baselines(
             args.data, args.subset, kinds=args.baselines or ("mixture", "irm"),
-            workers=args.workers, out_dir=args.out,
+            workers=args.workers, out_dir=args.out, progress=True,
         )  # fmt: skip
     else:
         results = evaluate_folder(
             args.estimates, args.data, args.subset, workers=args.workers,
-            out_dir=args.out, baselines=args.baselines or (),
+            out_dir=args.out, baselines=args.baselines or (), progress=True,
         )  # fmt: skip
     print(format_table(results))
+    notes = format_notes(results)
+    if notes:
+        print(notes)
     return 0
 
 
@@ -168,10 +181,22 @@ def cmd_pretrained_download(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_course_card(args: argparse.Namespace) -> int:
+    from bsr.card import evaluation_sets, make_card
+
+    sets = {} if args.no_scores else evaluation_sets(args.sets)
+    card = make_card(
+        args.run_dir, args.name, args.out, sets=sets, commands=args.command, data=args.data,
+        summary=args.summary, notes=args.note, evaluate=not args.no_scores,
+    )  # fmt: skip
+    print(f"wrote {args.out / (args.name + '.pt')} ({card['file_mb']:.1f} MB) and its card")
+    return 0
+
+
 def cmd_course_student(args: argparse.Namespace) -> int:
     from bsr.course import make_student_versions
 
-    for name, count in make_student_versions(args.notebooks, args.out).items():
+    for name, count in make_student_versions(args.notebooks, args.out, args.force).items():
         print(f"{args.out / name}: {count} exercises stubbed")
     return 0
 
@@ -198,7 +223,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("doctor", help="check that ffmpeg, torch and the device are usable")
     p.set_defaults(func=cmd_doctor)
 
+    from bsr.demo import DEMO_STEPS
+
     p = sub.add_parser("demo", help="train, separate and evaluate on the embedded data")
+    p.add_argument(
+        "--steps", type=int, default=DEMO_STEPS, help=f"training steps (default {DEMO_STEPS})"
+    )
+    p.add_argument("--out", type=Path, default=Path("runs/demo"), help="the demo's run folder")
     p.set_defaults(func=cmd_demo)
 
     data = sub.add_parser("data", help="make or fetch data").add_subparsers(
@@ -236,22 +267,47 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("separate", help="separate audio files into stems")
     p.add_argument("files", nargs="+", type=Path)
-    p.add_argument("--checkpoint", required=True, type=Path)
+    p.add_argument(
+        "--checkpoint", required=True, type=Path,
+        help="a model file, a shipped model (course) or a name from `bsr pretrained list`",
+    )  # fmt: skip
     p.add_argument("--config", default=None, help="YAML config (needed for community checkpoints)")
     p.add_argument("--out", required=True, type=Path)
     p.add_argument("--force", action="store_true", help="overwrite existing stem files")
-    p.add_argument("--window", type=float, default=8.0, help="window length in seconds")
-    p.add_argument("--hop", type=float, default=4.0, help="seconds between windows")
+    p.add_argument(
+        "--window", type=float, default=None,
+        help="window length in seconds (default: the community YAML's audio.chunk_size, else 8)",
+    )  # fmt: skip
+    p.add_argument(
+        "--hop", type=float, default=None,
+        help="seconds between windows (default: window / the YAML's inference.num_overlap, "
+        "else half the window)",
+    )  # fmt: skip
     p.add_argument("--window-shape", default="hann", choices=["hann", "triangle", "rectangle"])
     p.add_argument("--batch-size", type=int, default=4, help="windows per forward pass")
     p.add_argument("--device", default=None)
     p.set_defaults(func=cmd_separate)
 
-    p = sub.add_parser("evaluate", help="museval cSDR and uSDR of separated stems")
+    import textwrap
+
+    from bsr.evaluate import BASELINE_NOTES
+
+    p = sub.add_parser(
+        "evaluate", help="museval cSDR and uSDR of separated stems",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="baselines (--baselines NAME ...; the oracles look at the true stems):\n"
+        + "\n".join(textwrap.fill(note, 100, initial_indent=f"  {name:<14} ",
+                                   subsequent_indent=" " * 17, break_on_hyphens=False)
+                     for name, note in BASELINE_NOTES.items()),
+    )  # fmt: skip
     p.add_argument("--estimates", type=Path, default=None, help="omit to score baselines only")
     p.add_argument("--data", required=True, type=Path, help="MUSDB18HQ-layout reference folder")
     p.add_argument("--subset", default="test")
-    p.add_argument("--baselines", nargs="*", default=None, help="mixture constant_gain irm cirm")
+    p.add_argument(
+        "--baselines", nargs="*", default=None, metavar="NAME",
+        help=f"score these beside the model: {' '.join(BASELINE_NOTES)} (see below; "
+        "default without --estimates: mixture irm)",
+    )  # fmt: skip
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--out", type=Path, default=None, help="write JSON, results.md and .csv here")
     p.set_defaults(func=cmd_evaluate)
@@ -272,7 +328,25 @@ def build_parser() -> argparse.ArgumentParser:
     p = actions.add_parser("student", help="write student versions (solutions replaced by stubs)")
     p.add_argument("notebooks", type=Path, help="the folder with the course notebooks")
     p.add_argument("--out", required=True, type=Path)
+    p.add_argument(
+        "--force", action="store_true", help="replace notebooks already in --out (learners' work!)"
+    )
     p.set_defaults(func=cmd_course_student)
+    p = actions.add_parser(
+        "card", help="ship a training run as half-precision weights with a model card"
+    )
+    p.add_argument("run_dir", type=Path, help="the folder `bsr train --out` wrote")
+    p.add_argument("--name", required=True, help="the model's name, e.g. course")
+    p.add_argument("--out", type=Path, default=Path("bsr/weights"), help="where the card goes")
+    p.add_argument(
+        "--sets", type=Path, default=Path("data/card"), help="where the scoring songs are made"
+    )
+    p.add_argument("--data", required=True, help="one line: what the model was trained on")
+    p.add_argument("--command", action="append", default=[], help="a training command (repeat)")
+    p.add_argument("--summary", default="", help="one paragraph: what this model is")
+    p.add_argument("--note", action="append", default=[], help="a line for the card's notes")
+    p.add_argument("--no-scores", action="store_true", help="skip scoring (interim export)")
+    p.set_defaults(func=cmd_course_card)
 
     from bsr.bench import add_bench_parser
 

@@ -2,11 +2,16 @@
 
 1. data: the generated practice set (``data/practice``, made if absent) and the real
    MUSDB18 excerpts (``data/examples``);
-2. train the ``small`` preset on the practice set (GPU if present);
-3. separate the practice test songs and the real excerpts;
+2. train the ``small`` preset for a fixed, seeded number of steps (:data:`DEMO_STEPS`)
+   on the practice set (GPU if present), so two runs give the same tables;
+3. separate the practice test songs and the real excerpts, with the demo model and with
+   the shipped course model (``bsr.load_model("course")``), when its weights are there;
 4. evaluate with museval (cSDR) and uSDR, next to baselines (the mixture as estimate,
-   the best constant gain) and oracle masks (IRM, cIRM);
+   the best constant gain) and oracle masks on the same songs (:data:`BASELINES`);
 5. write ``runs/demo/model.pt`` and ``runs/demo/report.md`` with PNG figures.
+
+Every stage starts with a one-line header; training shows a progress bar over the steps,
+separation and evaluation one line per song.
 """
 
 from __future__ import annotations
@@ -18,7 +23,19 @@ from pathlib import Path
 from bsr.errors import BsrError
 
 MARKER = ".bsr-demo"  # marks a folder the demo made, and so may replace
-BASELINES = ("mixture", "constant_gain", "irm", "cirm")
+BASELINES = ("mixture", "constant_gain", "irm", "mwf")
+DEMO_STEPS = 500
+"""Training steps of the demo model. A fixed count, not a time budget, so that the tables do
+not depend on the machine's speed. On a quiet two-core CPU the ``small`` preset trains about
+two steps a second: ~4 minutes, which leaves the whole demo (with the evaluation of both
+models next to the baselines and oracles) within about ten minutes."""
+COURSE = "course"  # the shipped model the report compares with (bsr/weights/course.pt)
+STAGES = 4
+
+
+def stage(number: int, text: str) -> None:
+    """The one-line header printed before each stage."""
+    print(f"[{number}/{STAGES}] {text}", flush=True)
 
 
 def prepare_data(
@@ -30,10 +47,12 @@ def prepare_data(
 
     practice, examples = root / "practice", root / "examples"
     if not (practice / "train").is_dir():
-        print(f"writing the practice set ({songs} songs x {seconds:g} s) to {practice}")
+        print(f"  writing the practice set ({songs} songs x {seconds:g} s) to {practice}")
         write_practice_set(practice, songs, seconds, seed)
+    else:
+        print(f"  using the practice set in {practice}")
     if with_examples and not (examples / "test").is_dir():
-        print(f"writing the real MUSDB18 excerpts to {examples}")
+        print(f"  writing the real MUSDB18 excerpts to {examples}")
         write_examples(examples)
     return practice, examples
 
@@ -50,82 +69,113 @@ def fresh_run_dir(out: Path) -> None:
 
 def separate_subset(model, data: Path, subset: str, out: Path) -> list[str]:
     """Separate every ``data/subset/<song>/mixture.wav`` into ``out/subset/<song>/``."""
-    import soundfile as sf
+    from bsr.separate import separate_folder
 
-    from bsr.separate import read_audio, separate
+    return separate_folder(model, data, subset, out)
 
-    names = []
-    for song in sorted(p for p in (data / subset).iterdir() if p.is_dir()):
-        audio, rate = read_audio(song / "mixture.wav")
-        stems = separate(audio, rate, model)
-        (out / subset / song.name).mkdir(parents=True, exist_ok=True)
-        for stem, estimate in stems.items():
-            sf.write(out / subset / song.name / f"{stem}.wav", estimate.T, rate, subtype="FLOAT")
-        names.append(song.name)
-    return names
+
+def load_course(name: str = COURSE, device=None):
+    """The shipped course model and its card, or ``None`` after one line saying why not."""
+    from bsr.hub import load_model, model_card
+
+    try:
+        model, card = load_model(name, device=device or "cpu"), model_card(name)
+    except BsrError as error:
+        print(f"  the course model is not available, so the report leaves it out: {error}")
+        return None
+    return model, card
+
+
+def song_count(data: Path, subset: str) -> int:
+    return sum(1 for p in (data / subset).iterdir() if p.is_dir())
 
 
 def run(
     preset: str = "small",
     data_root: str | Path = "data",
     out: str | Path = "runs/demo",
-    steps: int | None = None,
+    steps: int = DEMO_STEPS,
     songs: int = 9,
     seconds: float = 20.0,
     seed: int = 7,
-    train_minutes: float | None = 5.0,
     with_examples: bool = True,
+    course: str | None = COURSE,
+    baselines: tuple[str, ...] = BASELINES,
 ) -> Path:
     """Run the demo; returns the path of the report.
 
-    Training stops after ``train_minutes`` (or the preset's step count, if sooner), which
-    keeps the whole demo within about ten minutes on a two-core laptop.
+    Trains exactly ``steps`` steps (seeded by the preset's ``train.seed``; the data are
+    generated from ``seed``), so running it twice gives the same tables. ``course`` names
+    the shipped model to compare with (``None``: leave it out).
     """
     from bsr.evaluate import evaluate_folder
     from bsr.plots import plot_run
     from bsr.train import train
 
+    if steps < 1:
+        raise BsrError(f"--steps must be at least 1, got {steps}")
     started = time.perf_counter()
     timings: dict[str, float] = {}
     out = Path(out)
+    stage(1, f"data: the practice set and the real excerpts under {data_root}")
     practice, examples = prepare_data(Path(data_root), songs, seconds, seed, with_examples)
+    example_subsets = [s for s in ("test", "train") if with_examples and (examples / s).is_dir()]
     timings["data"] = time.perf_counter() - started
 
     fresh_run_dir(out)
     tick = time.perf_counter()
-    budget = train_minutes * 60 if train_minutes else None
-    run_state = train(preset, practice, out / "train", steps=steps, max_seconds=budget)
+    stage(2, f"training: {steps} steps of the {preset} preset on the practice set")
+    run_state = train(preset, practice, out / "train", steps=steps)
     timings["training"] = time.perf_counter() - tick
     model = run_state.ema.module.eval()
     shutil.copy(out / "train" / "model.pt", out / "model.pt")
 
     tick = time.perf_counter()
-    estimates = out / "estimates"
-    separate_subset(model, practice, "test", estimates / "practice")
-    example_subsets = [s for s in ("test", "train") if with_examples and (examples / s).is_dir()]
-    for subset in example_subsets:
-        separate_subset(model, examples, subset, estimates / "examples")
+    sets = [(practice, "test", "practice")] + [(examples, s, "examples") for s in example_subsets]
+    n_practice = song_count(practice, "test")
+    n_real = sum(song_count(data, subset) for data, subset, _ in sets[1:])
+    stage(3, f"separation: {n_practice} practice test songs and {n_real} real excerpts")
+    course_model = load_course(course, next(model.parameters()).device) if course else None
+    models = {"demo model": (model, out / "estimates")}
+    if course_model is not None:
+        models["course model"] = (course_model[0], out / "course-estimates")
+    for label, (separator, root) in models.items():
+        print(f"  {label}:")
+        for data, subset, name in sets:
+            separate_subset(separator, data, subset, root / name)
     timings["separation"] = time.perf_counter() - tick
 
     tick = time.perf_counter()
-    results = {
-        "practice set, test songs": evaluate_folder(
-            estimates / "practice", practice, "test", out_dir=out / "scores" / "practice",
-            baselines=BASELINES,
-        ),
-    }  # fmt: skip
-    for subset in example_subsets:
-        key = f"real MUSDB18 excerpt{'s' if subset == 'test' else ''} ({subset} split)"
-        results[key] = evaluate_folder(
-            estimates / "examples", examples, subset, out_dir=out / "scores" / f"examples-{subset}",
-            baselines=BASELINES,
+    stage(4, f"evaluation: museval cSDR and uSDR, with {len(baselines)} baselines and oracles")
+    results, course_results = {}, {}
+    for data, subset, name in sets:
+        title = (
+            "practice set, test songs"
+            if name == "practice"
+            else f"real MUSDB18 excerpt{'s' if subset == 'test' else ''} ({subset} split)"
+        )
+        scores = out / "scores" / (name if name == "practice" else f"{name}-{subset}")
+        print(f"  {title}: the demo model, baselines and oracles")
+        results[title] = evaluate_folder(
+            out / "estimates" / name, data, subset, out_dir=scores, baselines=baselines,
+            progress=True,
         )  # fmt: skip
+        if course_model is not None:
+            print(f"  {title}: the course model")
+            course_results[title] = evaluate_folder(
+                out / "course-estimates" / name, data, subset, out_dir=scores / "course",
+                progress=True,
+            )[0]  # fmt: skip
     timings["evaluation"] = time.perf_counter() - tick
 
     figures = [plot_run(out / "train", out / "loss.png")]
-    figures.append(spectrogram_figure(practice, estimates / "practice", out / "spectrograms.png"))
+    figures.append(spectrogram_figure(practice, out / "estimates" / "practice",
+                                      out / "spectrograms.png"))  # fmt: skip
     timings["total"] = time.perf_counter() - started
-    report = write_report(out, preset, run_state, results, timings, figures)
+    course_card = None if course_model is None else course_model[1]
+    report = write_report(
+        out, preset, run_state, results, timings, figures, course_card, course_results
+    )
     print(f"report: {report}")
     return report
 
@@ -143,45 +193,93 @@ def spectrogram_figure(data: Path, estimates: Path, path: Path) -> Path:
     return plot_spectrograms(signals, rate, path, title=song.name)
 
 
-def verdict(result_list) -> list[str]:
-    """Does the model beat both baselines on every stem, and get half way to the IRM?"""
+def mean_usdr(result, stems) -> float:
+    values = result.usdr()
+    return sum(values[s] for s in stems) / len(stems)
+
+
+def verdict(result_list, oracle: str = "irm") -> list[str]:
+    """Does the model beat the baselines on every stem, and how far is it to the oracle?
+
+    Uses the baselines present among the results; the last line (the share of the way from
+    the mixture to the ``oracle`` mask) needs both of those.
+    """
     from bsr.evaluate import METHOD_LABELS
 
     by_method = {r.method: r for r in result_list}
     model, lines = by_method["model"], []
     model_u = model.usdr()
     stems = [s for s in model_u if not s.startswith("not_")]
+    simple = [b for b in ("mixture", "constant_gain") if b in by_method]
     for stem in stems:
-        beaten = [
-            b for b in ("mixture", "constant_gain") if model_u[stem] > by_method[b].usdr()[stem]
-        ]
-        names = ", ".join(METHOD_LABELS[b] for b in beaten) or "no baseline"
+        beaten = [b for b in simple if model_u[stem] > by_method[b].usdr()[stem]]
+        names = ", ".join(METHOD_LABELS.get(b, b) for b in beaten) or "no baseline"
         lines.append(f"- {stem}: model uSDR {model_u[stem]:.2f} dB beats {names}")
-
-    def mean(method):
-        values = by_method[method].usdr()
-        return sum(values[s] for s in stems) / len(stems)
-
-    low, high, got = mean("mixture"), mean("irm"), mean("model")
+    if "mixture" not in by_method or oracle not in by_method:
+        return lines
+    low, high = mean_usdr(by_method["mixture"], stems), mean_usdr(by_method[oracle], stems)
+    got = mean_usdr(model, stems)
     share = (got - low) / (high - low) if high > low else float("nan")
+    label = METHOD_LABELS.get(oracle, oracle)
     lines.append(
-        f"- average uSDR: mixture {low:.2f} dB, model {got:.2f} dB, IRM oracle {high:.2f} dB: "
+        f"- average uSDR: mixture {low:.2f} dB, model {got:.2f} dB, {label} oracle {high:.2f} dB: "
         f"the model covers {100 * share:.0f}% of the way from the mixture to the oracle"
     )
     return lines
 
 
-def write_report(out: Path, preset, run_state, results, timings, figures) -> Path:
+def course_section(card: dict | None, demo_steps: int, results, course_results) -> list[str]:
+    """The report's comparison with the shipped course model (or one line if it is missing)."""
+    from bsr.evaluate import MethodResult, format_table
+
+    heading = ["## What hours of training buy: the course model", ""]
+    if card is None:
+        return heading + [
+            "The course model's weights (`bsr/weights/course.pt`) are missing, so this "
+            "comparison is left out.",
+            "",
+        ]
+    hours, preset = card.get("hours"), card.get("preset", "course")
+    took = f" ({hours:.1f} hours on {card.get('machine', 'one machine')})" if hours else ""
+    lines = heading + [
+        f'The course model (`bsr.load_model("course")`, preset `{preset}`) '
+        f"trained {card['steps']:,} steps{took}, against this demo model's {demo_steps} steps, "
+        "on other generated practice songs than these; here it separates the same songs, "
+        "scored the same way (the baselines and oracles are in the tables above).",
+        "",
+    ]
+    for title, course_result in course_results.items():
+        demo_result = next(r for r in results[title] if r.method == "model")
+        rows = [
+            MethodResult(f"demo model ({demo_steps} steps)", demo_result.tracks),
+            MethodResult(f"course model ({card['steps']:,} steps)", course_result.tracks),
+        ]
+        stems = [s for s in demo_result.usdr() if not s.startswith("not_")]
+        gain = mean_usdr(course_result, stems) - mean_usdr(demo_result, stems)
+        lines += [
+            f"**{title}**",
+            "",
+            format_table(rows),
+            f"Average uSDR of the course model minus the demo model: {gain:+.2f} dB.",
+            "",
+        ]
+    return lines
+
+
+def write_report(
+    out: Path, preset, run_state, results, timings, figures, course_card=None, course_results=None
+) -> Path:
     from bsr.evaluate import format_table
     from bsr.model import count_parameters
 
     config = run_state.config
     t = config.train
+    parameters = count_parameters(run_state.model) / 1e6
     lines = [
         "# bsr demo report",
         "",
-        f"Model: preset `{preset}`, {count_parameters(run_state.model) / 1e6:.2f}M parameters, "
-        f"trained {run_state.step} steps of {t.batch_size} x {t.segment_seconds:g} s random-mix "
+        f"Model: preset `{preset}`, {parameters:.2f}M parameters, trained {run_state.step} "
+        f"steps (seed {t.seed}) of {t.batch_size} x {t.segment_seconds:g} s random-mix "
         "chunks of the practice set (EMA weights).",
         "",
         "Timings (s): " + ", ".join(f"{k} {v:.0f}" for k, v in timings.items()),
@@ -196,6 +294,7 @@ def write_report(out: Path, preset, run_state, results, timings, figures) -> Pat
         lines += [f"## {title}", "", format_table(result_list), ""]
         if title.startswith("practice"):
             lines += ["Against the targets of the demo:", "", *verdict(result_list), ""]
+    lines += course_section(course_card, run_state.step, results, course_results or {})
     lines += [
         "## Figures",
         "",
@@ -203,13 +302,15 @@ def write_report(out: Path, preset, run_state, results, timings, figures) -> Pat
         "",
         "## What this model is not",
         "",
-        f"This is a {count_parameters(run_state.model) / 1e6:.1f}M-parameter model trained "
-        f"for {timings['training'] / 60:.0f} minutes on generated practice songs. It is not "
-        "the paper's model: BS-RoFormer L=6 (72.2M parameters) was trained on MUSDB18HQ for "
-        "about a week on 16 V100 GPUs and reaches 9.80 dB average cSDR on the MUSDB18HQ test "
-        "set (vocals 10.66, bass 11.31, drums 9.49, other 7.73); the L=12 SDX23 system, "
-        "trained with 500 extra songs, reaches 11.99 dB. Expect this demo model to do poorly "
-        "on real music: it has never heard any.",
+        f"This is a {parameters:.1f}M-parameter model trained for {run_state.step} steps on "
+        "generated practice songs. It is not the paper's model: BS-RoFormer L=6 (72.2M "
+        "parameters), trained on MUSDB18HQ alone, reaches 9.80 dB average cSDR on the "
+        "MUSDB18HQ test set (vocals 10.66, bass 11.31, drums 9.49, other 7.73); the L=12 "
+        "SDX23 system, trained with 500 extra songs, reaches 11.99 dB. For compute the paper "
+        "reports 16 V100 GPUs for about a week for the L=6 model, and 16 A100-80GB GPUs for "
+        "4 weeks at batch 128 for L=12 (Lu et al., ICASSP 2024, arXiv:2309.02612). Expect "
+        "this demo model to do poorly on real music: it has never heard any. "
+        "`docs/reproducing.md` describes what reproducing the paper takes.",
         "",
     ]
     path = out / "report.md"

@@ -87,3 +87,58 @@ def plot_spectrograms(
     fig.savefig(out, dpi=100)
     plt.close(fig)
     return Path(out)
+
+
+def error_spectrograms(
+    references: dict[str, np.ndarray],
+    estimates: dict[str, np.ndarray],
+    sample_rate: int,
+    *,
+    n_fft: int = 2048,
+    hop: int = 512,
+    range_db: float = 80.0,
+):
+    """Reference, estimate and error (estimate - reference) of each stem, one dB scale.
+
+    ``references`` and ``estimates`` map a stem to ``(channels, samples)``. Every panel
+    shares one colour scale, from the loudest bin of any panel down ``range_db``, with a
+    colour bar; silence sits at the bottom of the scale (drawn, not left blank as -inf).
+    Returns a matplotlib Figure (no pyplot, so it neither needs nor changes a backend).
+    """
+    import torch
+    from matplotlib.figure import Figure
+
+    def db(audio: np.ndarray) -> np.ndarray:  # (channels, samples) -> (freqs, frames) dB
+        mono = (
+            torch.as_tensor(np.asarray(audio, dtype=np.float32))
+            .reshape(-1, np.shape(audio)[-1])
+            .mean(0)
+        )
+        spec = torch.stft(mono, n_fft, hop, window=torch.hann_window(n_fft), return_complex=True)
+        return 20 * np.log10(spec.abs().numpy() + 1e-10)
+
+    stems = [s for s in references if s in estimates]
+    panels = {
+        stem: {
+            "reference": db(references[stem]),
+            "estimate": db(estimates[stem]),
+            "error": db(np.asarray(estimates[stem]) - np.asarray(references[stem])),
+        }
+        for stem in stems
+    }
+    top = max(p.max() for row in panels.values() for p in row.values())
+    fig = Figure(figsize=(12, 2.6 * len(stems)), layout="constrained")
+    axes = np.atleast_2d(fig.subplots(len(stems), 3, sharex=True, sharey=True))
+    extent = None
+    for row, stem in zip(axes, stems):
+        for ax, (kind, image) in zip(row, panels[stem].items()):
+            frames = image.shape[1]
+            extent = (0, frames * hop / sample_rate, 0, sample_rate / 2000)
+            shown = ax.imshow(image, origin="lower", aspect="auto", cmap="magma",
+                              vmin=top - range_db, vmax=top, extent=extent)  # fmt: skip
+            ax.set_title(f"{stem}: {kind}")
+        row[0].set_ylabel("frequency (kHz)")
+    for ax in axes[-1]:
+        ax.set_xlabel("time (s)")
+    fig.colorbar(shown, ax=axes, label="dB (one scale for every panel)", shrink=0.8)
+    return fig

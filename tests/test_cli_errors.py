@@ -160,3 +160,18 @@ def test_train_evaluate_info_data_bad_inputs(files, capsys, tmp_path):
     fails(
         capsys, "data", "synth", "--out", files, "--songs", "1", "--seconds", "1", match="--force"
     )
+
+
+def test_student_versions_never_replace_a_learners_notebook(capsys, tmp_path):
+    from pathlib import Path
+
+    notebooks = Path(__file__).resolve().parents[1] / "notebooks"
+    out = tmp_path / "student"
+    out.mkdir()
+    homework = out / "01_stft_and_masks.ipynb"
+    homework.write_text('{"my": "answers"}')
+    fails(capsys, "course", "student", notebooks, "--out", out, match="already exists")
+    assert homework.read_text() == '{"my": "answers"}'  # untouched ...
+    assert sorted(p.name for p in out.iterdir()) == [homework.name]  # ... and nothing added
+    assert main(["course", "student", str(notebooks), "--out", str(out), "--force"]) == 0
+    assert "BEGIN SOLUTION" not in homework.read_text() and "my" not in homework.read_text()
