@@ -171,6 +171,13 @@ def separate(
         import librosa
 
         x = librosa.resample(x, orig_sr=sample_rate, target_sr=model_rate, axis=-1)
+    shortest = model.config.n_fft // 2 + 1  # the STFT's centre padding needs this much
+    if x.shape[-1] < shortest:
+        raise BsrError(
+            f"the audio is {audio.shape[-1]} samples ({1000 * audio.shape[-1] / sample_rate:.1f}"
+            f" ms) long; the model's STFT needs at least {shortest} samples at "
+            f"{model_rate} Hz ({1000 * shortest / model_rate:.1f} ms): give a longer file"
+        )
     x = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
     model_channels = model.channels
     if channels == model_channels:
@@ -252,6 +259,19 @@ def read_audio(path: str | Path) -> tuple[np.ndarray, int]:
     return audio, rate
 
 
+def output_folder(path: str | Path, out: str | Path) -> Path:
+    """Where the stems of ``path`` go: named after the song, in the layout evaluation reads.
+
+    ``.../<subset>/<track>/mixture.wav`` (MUSDB18HQ) -> ``out/<subset>/<track>/``, so that
+    ``bsr evaluate --estimates OUT --data ROOT --subset SUBSET`` finds every song; any
+    other file -> ``out/<file name without extension>/``.
+    """
+    path, out = Path(path), Path(out)
+    if path.stem == "mixture" and path.parent.parent != path.parent:
+        return out / path.parent.parent.name / path.parent.name
+    return out / path.stem
+
+
 def separate_files(
     files: list[str | Path],
     model: torch.nn.Module,
@@ -260,14 +280,26 @@ def separate_files(
     force: bool = False,
     **options,
 ) -> list[Path]:
-    """Separate each file into ``out/<file stem>/<stem>.wav``; never overwrites unless ``force``."""
+    """Separate each file into ``output_folder(file, out)/<stem>.wav``.
+
+    Everything is checked before anything is written: two inputs that would share a
+    folder, and stems that exist already (replaced only with ``force``).
+    """
     import soundfile as sf
 
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise BsrError(f"--out {out} is a file: give a folder")
-    songs = [(Path(f), out / Path(f).stem) for f in files]
-    for _, folder in songs:  # check everything before writing anything
+    songs = [(Path(f), output_folder(f, out)) for f in files]
+    seen: dict[Path, Path] = {}
+    for path, folder in songs:
+        if folder in seen:
+            raise BsrError(
+                f"{seen[folder]} and {path} would both be written to {folder}: separate them "
+                "into different --out folders, or rename one"
+            )
+        seen[folder] = path
+    for _, folder in songs:
         clash = [folder / f"{s}.wav" for s in model.stems if (folder / f"{s}.wav").exists()]
         if clash and not force:
             raise BsrError(

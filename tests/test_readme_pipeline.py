@@ -1,0 +1,72 @@
+"""The README's pipeline, run as written: synth, train, plot, separate a split, evaluate."""
+
+import glob
+import re
+import shlex
+
+import pytest
+from conftest import REPO
+
+from bsr.cli import main
+
+# The README's sizes, made small enough for a test; the commands themselves are untouched.
+SMALLER = {"--songs 6": "--songs 3", "--seconds 20": "--seconds 4", "--steps 3000": "--steps 2"}
+
+
+def readme_pipeline() -> list[str]:
+    """The command lines of the README's pipeline block, comments removed."""
+    text = (REPO / "README.md").read_text()
+    section = text.split("## The pipeline", 1)[1]
+    block = re.search(r"```bash\n(.*?)```", section, re.DOTALL).group(1)
+    return [line.split("  #")[0].strip() for line in block.splitlines() if line.strip()]
+
+
+def test_readme_pipeline_runs_as_written(tmp_path, monkeypatch, capsys):
+    commands = readme_pipeline()
+    assert [c.split()[1] for c in commands] == [
+        "data", "data", "train", "plot", "separate", "evaluate"
+    ]  # fmt: skip
+    monkeypatch.chdir(tmp_path)
+    for command in commands:
+        for big, small in SMALLER.items():
+            command = command.replace(big, small)
+        words = shlex.split(command)
+        assert words[0] == "bsr"
+        args = [match for w in words[1:] for match in (sorted(glob.glob(w)) or [w])]  # the shell
+        assert main(args) == 0, f"{command}: {capsys.readouterr().err}"
+    songs = sorted((tmp_path / "data/practice/test").iterdir())
+    assert songs, "the practice set has test songs"
+    for song in songs:  # each song keeps its own stems, where evaluate reads them
+        folder = tmp_path / "separated/test" / song.name
+        assert sorted(p.name for p in folder.iterdir()) == [
+            "bass.wav", "drums.wav", "other.wav", "vocals.wav"
+        ]  # fmt: skip
+    out = capsys.readouterr().out
+    assert "uSDR" in out and "cSDR" in out
+
+
+def test_two_songs_that_would_share_a_folder_are_refused(tmp_path, capsys):
+    import numpy as np
+    import soundfile as sf
+
+    for folder in ("a", "b"):
+        (tmp_path / folder).mkdir()
+        sf.write(tmp_path / folder / "song.wav", np.zeros((44100, 2)) + 0.01, 44100)
+    code = main(["separate", str(tmp_path / "a/song.wav"), str(tmp_path / "b/song.wav"),
+                 "--checkpoint", "course", "--out", str(tmp_path / "out")])  # fmt: skip
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "would both be written to" in err and "\n" not in err.strip()
+    assert not (tmp_path / "out").exists()  # nothing written
+
+
+@pytest.mark.parametrize("samples", [1, 10, 400])
+def test_audio_too_short_for_the_stft_is_one_line(tmp_path, capsys, samples):
+    import numpy as np
+    import soundfile as sf
+
+    sf.write(tmp_path / "short.wav", np.zeros((samples, 2)) + 0.01, 44100)
+    code = main(["separate", str(tmp_path / "short.wav"), "--checkpoint", "course",
+                 "--out", str(tmp_path / "out")])  # fmt: skip
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and "needs at least 513 samples" in err and "\n" not in err
