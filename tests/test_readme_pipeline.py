@@ -70,3 +70,20 @@ def test_audio_too_short_for_the_stft_is_one_line(tmp_path, capsys, samples):
                  "--out", str(tmp_path / "out")])  # fmt: skip
     err = capsys.readouterr().err.strip()
     assert code == 2 and "needs at least 513 samples" in err and "\n" not in err
+
+
+def test_readme_python_api_runs_as_written(tmp_path, monkeypatch):
+    """The README's "Python API" block, run as is on a short generated song."""
+    import numpy as np
+    import soundfile as sf
+
+    from bsr.data.synth import compose_song, mixture_of
+
+    text = (REPO / "README.md").read_text()
+    section = text.split("## Python API", 1)[1]
+    code = re.search(r"```python\n(.*?)```", section, re.DOTALL).group(1)
+    monkeypatch.chdir(tmp_path)
+    sf.write("song.wav", mixture_of(compose_song(3, 4.0)), 44100)
+    exec(compile(code, "README.md", "exec"), {})
+    vocals, rate = sf.read("vocals.wav")
+    assert rate == 44100 and vocals.shape == (4 * 44100, 2) and np.abs(vocals).max() > 0
