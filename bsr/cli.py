@@ -188,6 +188,7 @@ def cmd_course_card(args: argparse.Namespace) -> int:
     card = make_card(
         args.run_dir, args.name, args.out, sets=sets, commands=args.command, data=args.data,
         summary=args.summary, notes=args.note, evaluate=not args.no_scores,
+        baselines=args.baselines, force=args.force,
     )  # fmt: skip
     print(f"wrote {args.out / (args.name + '.pt')} ({card['file_mb']:.1f} MB) and its card")
     return 0
@@ -346,6 +347,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--summary", default="", help="one paragraph: what this model is")
     p.add_argument("--note", action="append", default=[], help="a line for the card's notes")
     p.add_argument("--no-scores", action="store_true", help="skip scoring (interim export)")
+    p.add_argument("--force", action="store_true", help="replace a card of the same name")
+    p.add_argument(
+        "--baselines", nargs="*", default=["mixture", "constant_gain", "ibm", "irm", "irm2", "mwf"],
+        metavar="NAME", help="baselines and oracles scored beside the model",
+    )  # fmt: skip
     p.set_defaults(func=cmd_course_card)
 
     from bsr.bench import add_bench_parser

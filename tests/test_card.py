@@ -59,6 +59,10 @@ def test_export_is_the_ema_in_half_precision(tmp_path):
         assert (tmp_path / "out" / f"tiny-test{suffix}").is_file()
     model = bsr.load_model(tmp_path / "out" / "tiny-test.pt")
     assert next(model.parameters()).dtype == torch.float32
+    with pytest.raises(BsrError, match="already exists: pass --force"):
+        make_card(tmp_path / "run", "tiny-test", tmp_path / "out", sets={}, commands=["x"],
+                  data="none", summary="again", evaluate=False)  # fmt: skip
+    assert json.loads((tmp_path / "out" / "tiny-test.json").read_text())["summary"] == "a test"
     audio = torch.randn(1, 2, 8000)
     with torch.no_grad():
         want = run.ema.module.eval()(audio)
