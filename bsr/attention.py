@@ -8,8 +8,10 @@ Two paths compute the same thing:
   ``softmax(q k^T / sqrt(d)) v`` and returns the weights: this is what the course and the
   attention explorer use to look inside. A test checks the two agree.
 
-Set ``Attention.keep_weights = True`` and the layer takes the explicit path and stores
-its last weights in ``Attention.last_weights`` (``(batch, heads, seq, seq)``).
+``Attention.forward`` takes the fused path; :meth:`Attention.explicit` runs the same layer
+on the explicit path and returns its weights too. Neither keeps any state: to record the
+weights of the layers inside a whole model, :func:`bsr.viz.attention.recording` hooks them
+for the length of a ``with`` block.
 """
 
 from __future__ import annotations
@@ -54,10 +56,25 @@ class Attention(nn.Module):
         self.to_gates = nn.Linear(dim, heads) if gates else None
         self.to_out = nn.Linear(heads * dim_head, dim, bias=False)
         self.out_dropout = nn.Dropout(dropout)
-        self.keep_weights = False
-        self.last_weights: torch.Tensor | None = None
 
     def forward(self, x: torch.Tensor, rope: RotaryEmbedding | None = None) -> torch.Tensor:
+        """``(batch, seq, dim)`` -> ``(batch, seq, dim)``, on the fused kernel."""
+        normed, q, k, v = self._heads(x, rope)
+        out = F.scaled_dot_product_attention(q, k, v, dropout_p=self._dropout_p())
+        return self._merge_heads(normed, out)
+
+    def explicit(
+        self, x: torch.Tensor, rope: RotaryEmbedding | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The same layer on the explicit path: the output ``(batch, seq, dim)`` and the
+        weights ``(batch, heads, seq, seq)`` (rows sum to one)."""
+        normed, q, k, v = self._heads(x, rope)
+        out, weights = explicit_attention(q, k, v, self._dropout_p())
+        return self._merge_heads(normed, out), weights
+
+    def _heads(self, x: torch.Tensor, rope: RotaryEmbedding | None):
+        """RMSNorm, then queries, keys and values ``(batch, heads, seq, dim_head)``, RoPE on
+        the queries and keys; also returns the normed input (the gates read it)."""
         batch, seq, _ = x.shape
         x = self.norm(x)
         # (batch, seq, 3*heads*dim_head) -> (3, batch, heads, seq, dim_head): q, k, v
@@ -65,17 +82,19 @@ class Attention(nn.Module):
         q, k, v = qkv
         if rope is not None:
             q, k = rope(qkv[:2])  # queries and keys turn with their position; values do not
-        dropout_p = self.dropout if self.training else 0.0
-        if self.keep_weights:
-            out, weights = explicit_attention(q, k, v, dropout_p)
-            self.last_weights = weights.detach()
-        else:
-            out = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p)
+        return x, q, k, v
+
+    def _merge_heads(self, normed: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+        """Gate each head (if gated), concatenate the heads, project: -> ``(batch, seq, dim)``."""
+        batch, _, seq, _ = out.shape
         if self.to_gates is not None:
-            gates = self.to_gates(x).sigmoid()  # (batch, seq, heads)
+            gates = self.to_gates(normed).sigmoid()  # (batch, seq, heads)
             out = out * gates.transpose(1, 2).unsqueeze(-1)
         out = out.transpose(1, 2).reshape(batch, seq, self.heads * self.dim_head)
         return self.out_dropout(self.to_out(out))
+
+    def _dropout_p(self) -> float:
+        return self.dropout if self.training else 0.0
 
 
 class LinearAttention(nn.Module):

@@ -209,71 +209,129 @@ def cmd_plot(args: argparse.Namespace) -> int:
     return 0
 
 
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """argparse's layout, plus "(default: X)" after every option whose help does not say it.
+
+    Flags (default off) and options without a default are left alone; options whose
+    default is not a plain value (None, a list) say in their help what happens instead.
+    """
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        shown = action.default is not argparse.SUPPRESS and action.option_strings
+        plain = not isinstance(action.default, (list, tuple, type(None), bool))
+        if shown and plain and "default" not in text:
+            text += " (default: %(default)s)"
+        return text
+
+
 def build_parser() -> argparse.ArgumentParser:
+    """The ``bsr`` parser: one subcommand per job, each added by its own function below."""
     parser = argparse.ArgumentParser(
         prog="bsr", description="Learn music source separation by building BS-RoFormer."
     )
     parser.add_argument("--version", action="version", version=f"bsr {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
+    for add in (_add_info, _add_doctor, _add_demo, _add_data, _add_train, _add_separate,
+                _add_evaluate, _add_pretrained, _add_course):  # fmt: skip
+        add(sub)
+    from bsr.bench import add_bench_parser
 
+    add_bench_parser(sub)
+    _add_plot(sub)
+    for each in parsers(parser):
+        each.formatter_class = HelpFormatter
+    return parser
+
+
+def parsers(parser: argparse.ArgumentParser):
+    """``parser`` and every subcommand's parser below it, depth first."""
+    yield parser
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for child in action.choices.values():
+                yield from parsers(child)
+
+
+def _add_info(sub) -> None:
     p = sub.add_parser("info", help="show a preset's config and parameter count")
     p.add_argument("preset", help="preset name (e.g. paper-l6) or path to a YAML config")
     p.set_defaults(func=cmd_info)
 
+
+def _add_doctor(sub) -> None:
     p = sub.add_parser("doctor", help="check that ffmpeg, torch and the device are usable")
     p.set_defaults(func=cmd_doctor)
 
+
+def _add_demo(sub) -> None:
     from bsr.demo import DEMO_STEPS
 
     p = sub.add_parser("demo", help="train, separate and evaluate on the embedded data")
-    p.add_argument(
-        "--steps", type=int, default=DEMO_STEPS, help=f"training steps (default {DEMO_STEPS})"
-    )
+    p.add_argument("--steps", type=int, default=DEMO_STEPS, help="training steps")
     p.add_argument("--out", type=Path, default=Path("runs/demo"), help="the demo's run folder")
     p.set_defaults(func=cmd_demo)
 
+
+def _add_data(sub) -> None:
     data = sub.add_parser("data", help="make or fetch data").add_subparsers(
         dest="data_command", metavar="ACTION", required=True
     )
     p = data.add_parser("synth", help="write a generated practice set (MUSDB18HQ layout)")
-    p.add_argument("--out", required=True, type=Path)
-    p.add_argument("--songs", type=int, default=6)
-    p.add_argument("--seconds", type=float, default=20.0)
-    p.add_argument("--seed", type=int, default=7)
+    p.add_argument("--out", required=True, type=Path, help="the practice set's folder")
+    p.add_argument("--songs", type=int, default=6, help="how many songs (a third go to test)")
+    p.add_argument("--seconds", type=float, default=20.0, help="length of every song")
+    p.add_argument("--seed", type=int, default=7, help="the same seed writes the same songs")
     p.add_argument("--force", action="store_true", help="write into a folder that has other files")
     p.set_defaults(func=cmd_data_synth)
     p = data.add_parser("example", help="write the real MUSDB18 example excerpts as wav")
-    p.add_argument("--out", required=True, type=Path)
+    p.add_argument("--out", required=True, type=Path, help="folder for the excerpts")
     p.add_argument(
-        "--shared", type=Path, default=None, help="folder holding data/musdb18-7s-sample"
-    )
+        "--shared", type=Path, default=None,
+        help="folder holding data/musdb18-7s-sample (default: $BSR_SHARED, else shared/ "
+        "beside the repository, if it is there)",
+    )  # fmt: skip
     p.set_defaults(func=cmd_data_example)
     p = data.add_parser("download", help="download a data set (needs network access)")
-    p.add_argument("name", choices=["musdb18-7s"])
-    p.add_argument("--out", type=Path, default=Path("data/musdb18-7s"))
+    p.add_argument("name", choices=["musdb18-7s"], help="musdb18-7s: MUSDB18's 7 s previews")
+    p.add_argument("--out", type=Path, default=Path("data/musdb18-7s"), help="where it goes")
     p.set_defaults(func=cmd_data_download)
 
+
+def _add_train(sub) -> None:
     p = sub.add_parser("train", help="train a model")
     p.add_argument("--config", required=True, help="preset name or YAML file")
     p.add_argument("--data", required=True, type=Path, help="MUSDB18HQ-layout folder")
     p.add_argument("--out", required=True, type=Path, help="run folder")
     p.add_argument("--resume", action="store_true", help="continue the run in --out")
-    p.add_argument("--steps", type=int, default=None, help="override train.steps")
+    p.add_argument(
+        "--steps", type=int, default=None, help="training steps (default: the config's train.steps)"
+    )
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: GPU if present)")
     p.add_argument("--compile", action="store_true", help="torch.compile the model")
     p.add_argument("--checkpointing", action="store_true", help="activation checkpointing")
-    p.add_argument("--max-minutes", type=float, default=None, help="stop after this long")
+    p.add_argument(
+        "--max-minutes", type=float, default=None,
+        help="stop after this long (default: no time limit, train the steps)",
+    )  # fmt: skip
     p.set_defaults(func=cmd_train)
 
+
+def _add_separate(sub) -> None:
+    from bsr.separate import WINDOW_SHAPES
+
     p = sub.add_parser("separate", help="separate audio files into stems")
-    p.add_argument("files", nargs="+", type=Path)
+    p.add_argument("files", nargs="+", type=Path, help="audio files (any length, rate, channels)")
     p.add_argument(
         "--checkpoint", required=True, type=Path,
         help="a model file, a shipped model (course) or a name from `bsr pretrained list`",
     )  # fmt: skip
-    p.add_argument("--config", default=None, help="YAML config (needed for community checkpoints)")
-    p.add_argument("--out", required=True, type=Path)
+    p.add_argument(
+        "--config", default=None,
+        help="YAML config of a community checkpoint (default: none; bsr files hold theirs)",
+    )  # fmt: skip
+    p.add_argument("--out", required=True, type=Path, help="folder for the stems")
     p.add_argument("--force", action="store_true", help="overwrite existing stem files")
     p.add_argument(
         "--window", type=float, default=None,
@@ -284,51 +342,66 @@ def build_parser() -> argparse.ArgumentParser:
         help="seconds between windows (default: window / the YAML's inference.num_overlap, "
         "else half the window)",
     )  # fmt: skip
-    p.add_argument("--window-shape", default="hann", choices=["hann", "triangle", "rectangle"])
+    p.add_argument(
+        "--window-shape", default="hann", choices=WINDOW_SHAPES,
+        help="how overlap-add weights each window",
+    )  # fmt: skip
     p.add_argument("--batch-size", type=int, default=4, help="windows per forward pass")
-    p.add_argument("--device", default=None)
+    p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: GPU if present)")
     p.set_defaults(func=cmd_separate)
 
+
+def _add_evaluate(sub) -> None:
     import textwrap
 
     from bsr.evaluate import BASELINE_NOTES
 
     p = sub.add_parser(
         "evaluate", help="museval cSDR and uSDR of separated stems",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="baselines (--baselines NAME ...; the oracles look at the true stems):\n"
         + "\n".join(textwrap.fill(note, 100, initial_indent=f"  {name:<14} ",
                                    subsequent_indent=" " * 17, break_on_hyphens=False)
                      for name, note in BASELINE_NOTES.items()),
     )  # fmt: skip
-    p.add_argument("--estimates", type=Path, default=None, help="omit to score baselines only")
+    p.add_argument(
+        "--estimates", type=Path, default=None,
+        help="folder of separated stems, <subset>/<track>/<stem>.wav (default: none, score "
+        "the baselines only)",
+    )  # fmt: skip
     p.add_argument("--data", required=True, type=Path, help="MUSDB18HQ-layout reference folder")
-    p.add_argument("--subset", default="test")
+    p.add_argument("--subset", default="test", help="the subset folder of --data to score")
     p.add_argument(
         "--baselines", nargs="*", default=None, metavar="NAME",
         help=f"score these beside the model: {' '.join(BASELINE_NOTES)} (see below; "
-        "default without --estimates: mixture irm)",
+        "default: none, or mixture irm without --estimates)",
     )  # fmt: skip
-    p.add_argument("--workers", type=int, default=2)
-    p.add_argument("--out", type=Path, default=None, help="write JSON, results.md and .csv here")
+    p.add_argument("--workers", type=int, default=2, help="processes scoring tracks at once")
+    p.add_argument(
+        "--out", type=Path, default=None,
+        help="write JSON, results.md and .csv here (default: print the tables only)",
+    )  # fmt: skip
     p.set_defaults(func=cmd_evaluate)
 
+
+def _add_pretrained(sub) -> None:
     pretrained = sub.add_parser("pretrained", help="list or download pretrained weights")
     actions = pretrained.add_subparsers(dest="pretrained_command", metavar="ACTION", required=True)
     p = actions.add_parser("list", help="the registry of known checkpoints")
     p.set_defaults(func=cmd_pretrained_list)
     p = actions.add_parser("download", help="download and verify one checkpoint into the cache")
-    p.add_argument("name")
+    p.add_argument("name", help="a name from `bsr pretrained list`")
     p.add_argument("--timeout", type=float, default=30.0, help="seconds before giving up")
     p.add_argument("--require-checksum", action="store_true",
                    help="refuse files without a published sha256")  # fmt: skip
     p.set_defaults(func=cmd_pretrained_download)
 
+
+def _add_course(sub) -> None:
     course = sub.add_parser("course", help="course tooling for instructors")
     actions = course.add_subparsers(dest="course_command", metavar="ACTION", required=True)
     p = actions.add_parser("student", help="write student versions (solutions replaced by stubs)")
     p.add_argument("notebooks", type=Path, help="the folder with the course notebooks")
-    p.add_argument("--out", required=True, type=Path)
+    p.add_argument("--out", required=True, type=Path, help="folder for the student versions")
     p.add_argument(
         "--force", action="store_true", help="replace notebooks already in --out (learners' work!)"
     )
@@ -343,25 +416,32 @@ def build_parser() -> argparse.ArgumentParser:
         "--sets", type=Path, default=Path("data/card"), help="where the scoring songs are made"
     )
     p.add_argument("--data", required=True, help="one line: what the model was trained on")
-    p.add_argument("--command", action="append", default=[], help="a training command (repeat)")
-    p.add_argument("--summary", default="", help="one paragraph: what this model is")
-    p.add_argument("--note", action="append", default=[], help="a line for the card's notes")
+    p.add_argument(
+        "--command", action="append", default=[],
+        help="a training command (repeat for several; default: none)",
+    )  # fmt: skip
+    p.add_argument(
+        "--summary", default="", help="one paragraph: what this model is (default: none)"
+    )
+    p.add_argument(
+        "--note", action="append", default=[],
+        help="a line for the card's notes (repeat for several; default: none)",
+    )  # fmt: skip
     p.add_argument("--no-scores", action="store_true", help="skip scoring (interim export)")
     p.add_argument("--force", action="store_true", help="replace a card of the same name")
     p.add_argument(
         "--baselines", nargs="*", default=["mixture", "constant_gain", "ibm", "irm", "irm2", "mwf"],
-        metavar="NAME", help="baselines and oracles scored beside the model",
+        metavar="NAME",
+        help="baselines and oracles scored beside the model (default: all six: mixture "
+        "constant_gain ibm irm irm2 mwf)",
     )  # fmt: skip
     p.set_defaults(func=cmd_course_card)
 
-    from bsr.bench import add_bench_parser
 
-    add_bench_parser(sub)
-
+def _add_plot(sub) -> None:
     p = sub.add_parser("plot", help="plot a run's loss and validation curves")
-    p.add_argument("run_dir", type=Path)
+    p.add_argument("run_dir", type=Path, help="the folder `bsr train --out` wrote")
     p.set_defaults(func=cmd_plot)
-    return parser
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -11,15 +11,17 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-WINDOWS = (4096, 2048, 1024, 512, 256)
-HOP = 147
+STFT_LOSS_WINDOWS = (4096, 2048, 1024, 512, 256)
+"""Window sizes of the spectral terms, in samples (the paper's; ``train.stft_loss_windows``)."""
+STFT_LOSS_HOP = 147
+"""Hop of every spectral term, in samples (the paper's; ``train.stft_loss_hop``)."""
 
 
 def multi_resolution_stft_loss(
     estimate: torch.Tensor,
     reference: torch.Tensor,
-    windows: tuple[int, ...] = WINDOWS,
-    hop_length: int = HOP,
+    windows: tuple[int, ...] = STFT_LOSS_WINDOWS,
+    hop_length: int = STFT_LOSS_HOP,
     min_n_fft: int = 2048,
 ) -> torch.Tensor:
     """Sum over window sizes of the mean ``|STFT(est) - STFT(ref)|``; inputs ``(..., samples)``.
@@ -46,8 +48,8 @@ def separation_loss(
     estimate: torch.Tensor,
     reference: torch.Tensor,
     stft_weight: float = 1.0,
-    hop_length: int = HOP,
-    windows: tuple[int, ...] = WINDOWS,
+    hop_length: int = STFT_LOSS_HOP,
+    windows: tuple[int, ...] = STFT_LOSS_WINDOWS,
 ) -> tuple[torch.Tensor, dict[str, float]]:
     """Paper loss for ``(batch, stems, channels, samples)`` tensors; returns (loss, parts).
 

@@ -112,7 +112,6 @@ class BSRoformer(nn.Module):
             )
             for _ in self.stems
         )
-        self.use_rope = cfg.rope  # switch off to see what attention does without positions
         # Recompute each block's activations in the backward pass instead of storing them:
         # less memory for more compute (the paper trains with it).
         self.activation_checkpointing = False
@@ -120,16 +119,31 @@ class BSRoformer(nn.Module):
         # uses bsr.separate's defaults; loading a community YAML fills in the YAML's own.
         self.separation_defaults: dict[str, int] | None = None
 
+    @property
+    def use_rope(self) -> bool:
+        """Whether the blocks rotate queries and keys by position: ``config.rope``.
+
+        A model trained without RoPE has ``rope: false`` in its config. To see what
+        attention does without positions, pass ``rope=False`` to one call instead:
+        ``model(audio, rope=False)`` leaves the model as it was.
+        """
+        return self.config.rope
+
     # -- the three stages ------------------------------------------------------------
 
-    def estimate_masks(self, spec: torch.Tensor) -> torch.Tensor:
-        """Mixture STFT ``(batch, C, F, T)`` -> complex masks ``(batch, stems, C, F, T)``."""
+    def estimate_masks(self, spec: torch.Tensor, rope: bool | None = None) -> torch.Tensor:
+        """Mixture STFT ``(batch, C, F, T)`` -> complex masks ``(batch, stems, C, F, T)``.
+
+        ``rope`` switches the rotary embeddings on or off for this call only; None: as the
+        model was trained (:attr:`use_rope`).
+        """
         features = complex_to_features(spec)  # (batch, T, F*C*2)
         if self.gathers:
             features = features[..., self.feature_index]
         x = self.band_split(features)  # (batch, T, N, D)
-        time_rope = self.time_rope if self.use_rope else None
-        band_rope = self.band_rope if self.use_rope else None
+        positions = self.use_rope if rope is None else rope
+        time_rope = self.time_rope if positions else None
+        band_rope = self.band_rope if positions else None
         outputs: list[torch.Tensor] = []  # each block's output, kept for skip connections
         for block in self.layers:
             # A snapshot: activation checkpointing replays the block with these same inputs.
@@ -161,14 +175,16 @@ class BSRoformer(nn.Module):
             separated = separated / self.spectrum_scale
         return self.stft.inverse(separated, length)
 
-    def forward(self, audio: torch.Tensor) -> torch.Tensor:
+    def forward(self, audio: torch.Tensor, rope: bool | None = None) -> torch.Tensor:
+        """``(batch, C, samples)`` -> ``(batch, stems, C, samples)``; ``rope`` as in
+        :meth:`estimate_masks`."""
         if audio.dim() != 3 or audio.shape[1] != self.channels:
             expected = f"(batch, {self.channels}, samples)"
             raise ValueError(f"expected audio of shape {expected}, got {tuple(audio.shape)}")
         spec = self.stft(audio)
         if self.spectrum_scale != 1.0:
             spec = spec * self.spectrum_scale
-        return self.apply_masks(spec, self.estimate_masks(spec), audio.shape[-1])
+        return self.apply_masks(spec, self.estimate_masks(spec, rope), audio.shape[-1])
 
 
 def count_parameters(model: nn.Module) -> int:

@@ -26,7 +26,8 @@ import torch.nn.functional as F
 
 from bsr.errors import BsrError
 
-WINDOWS = ("hann", "triangle", "rectangle")
+WINDOW_SHAPES = ("hann", "triangle", "rectangle")
+"""How overlap-add weights each window: the shapes :func:`chunk_weights` knows."""
 
 
 def chunk_weights(length: int, shape: str) -> torch.Tensor:
@@ -37,7 +38,7 @@ def chunk_weights(length: int, shape: str) -> torch.Tensor:
         return torch.hann_window(length + 2, periodic=False)[1:-1]
     if shape == "triangle":
         return torch.bartlett_window(length + 2, periodic=False)[1:-1]
-    raise BsrError(f"unknown window shape {shape!r}: use one of {', '.join(WINDOWS)}")
+    raise BsrError(f"unknown window shape {shape!r}: use one of {', '.join(WINDOW_SHAPES)}")
 
 
 @torch.inference_mode()
@@ -160,8 +161,8 @@ def separate(
     """
     audio = as_channels_first(audio)
     check_audio(audio)
-    if window not in WINDOWS:
-        raise BsrError(f"unknown window shape {window!r}: use one of {', '.join(WINDOWS)}")
+    if window not in WINDOW_SHAPES:
+        raise BsrError(f"unknown window shape {window!r}: use one of {', '.join(WINDOW_SHAPES)}")
     if sample_rate <= 0:
         raise BsrError(f"sample rate must be positive, got {sample_rate}")
     model_rate = model.config.sample_rate

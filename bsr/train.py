@@ -354,53 +354,108 @@ def train(
     taken that long: a fixed time budget instead of a fixed number of steps.
     """
     config = load_config(config)
-    total = steps if steps is not None else config.train.steps
+    t = config.train
+    total = steps if steps is not None else t.steps
     if total < 1:
         raise BsrError(f"steps must be at least 1, got {total}")
     rank, world = distributed()
-    if device is None:
-        device = f"cuda:{rank % torch.cuda.device_count()}" if torch.cuda.is_available() else "cpu"
-    device = torch.device(device)
+    device = _training_device(device, rank)
     out = Path(out)
     last = out / "last.pt"
     if rank == 0:
-        try:
-            out.mkdir(parents=True, exist_ok=True)
-            probe = out / ".write-test"
-            probe.touch()
-            probe.unlink()
-        except OSError as error:
-            raise BsrError(
-                f"cannot write to {out} ({error.strerror}): choose another --out"
-            ) from None
-        if not resume and last.exists():
-            raise BsrError(
-                f"{out} already holds a run: pass --resume to continue it, or another --out"
-            )
+        _check_run_folder(out, resume)
 
-    t = config.train
     precision = pick_precision(t.precision, device)
     groups = target_index(config.model.stems)
+    run, state = _start_run(config, device, last if resume else None)
+    forward = _forward_function(run, world, device, compile, activation_checkpointing)
+    items_per_step = t.batch_size * t.grad_accum
+    training, validation = open_datasets(data, config, total * items_per_step * world)
+    batches = _batches(training, run, total, rank, world, device)
+    if state is not None:
+        restore_rng(state)  # after the loader's iterator, which draws a seed from torch's RNG
+    log = Logger(out / "metrics.jsonl" if rank == 0 else None)
+    autocast = _autocast(device, precision)
+    seconds_per_item = training.chunk / training.rate
+    meter = _Meter(
+        run, total, items_per_step * world * seconds_per_item, log, progress and rank == 0
+    )
+    if rank == 0 and run.step == 0:
+        log(event="start", config=config.to_dict(), precision=precision, world=world)
+
+    run.model.train()
+    meter.start()
+    while run.step < total:
+        values = train_step(run, batches, groups, forward, autocast, device, last)
+        meter.step(run, values)
+        out_of_time = _out_of_time(meter.elapsed(), max_seconds, world, device)
+        done = run.step == total or out_of_time
+        if rank == 0 and validation is not None and (run.step % t.validate_every == 0 or done):
+            log_validation(run, validation, groups, device, log)
+        if rank == 0 and (run.step % t.checkpoint_every == 0 or done):
+            atomic_save(run.state(), last)
+        if done:
+            break
+    meter.close()
+    if rank == 0:
+        save_model(run.ema.module, out / "model.pt", config)  # EMA weights, for separation
+    if world > 1:
+        dist.barrier()
+    return run
+
+
+# -- the steps of train(), in the order it takes them -------------------------------------
+
+
+def _training_device(device: str | torch.device | None, rank: int) -> torch.device:
+    """The device asked for, else this rank's GPU (one per rank under torchrun), else the CPU."""
+    if device is None:
+        device = f"cuda:{rank % torch.cuda.device_count()}" if torch.cuda.is_available() else "cpu"
+    return torch.device(device)
+
+
+def _check_run_folder(out: Path, resume: bool) -> None:
+    """``out`` must be writable, and hold no run unless we resume it."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / ".write-test"
+        probe.touch()
+        probe.unlink()
+    except OSError as error:
+        raise BsrError(f"cannot write to {out} ({error.strerror}): choose another --out") from None
+    if not resume and (out / "last.pt").exists():
+        raise BsrError(f"{out} already holds a run: pass --resume to continue it, or another --out")
+
+
+def _start_run(config: Config, device: torch.device, last: Path | None) -> tuple[Run, dict | None]:
+    """A fresh :class:`Run`, or (``last`` given) the one saved there, and its saved state."""
     run = build_run(config, device)
-    state = None
-    if resume:
-        state = read_checkpoint(last)
-        # Compare as configs, so a key added to bsr since (with its default) still matches.
-        if config_from_dict(state["config"]).model != config.model:
-            raise BsrError(
-                f"{last} was trained with another model config: resume with the same one"
-            )
-        run.load(state)
-    run.model.activation_checkpointing = activation_checkpointing
+    if last is None:
+        return run, None
+    state = read_checkpoint(last)
+    # Compare as configs, so a key added to bsr since (with its default) still matches.
+    if config_from_dict(state["config"]).model != config.model:
+        raise BsrError(f"{last} was trained with another model config: resume with the same one")
+    run.load(state)
+    return run, state
+
+
+def _forward_function(
+    run: Run, world: int, device: torch.device, compile: bool, checkpointing: bool
+):
+    """What the loop calls on a mixture: the model, wrapped in DDP and compiled if asked."""
+    run.model.activation_checkpointing = checkpointing
     step_model = run.model
     if world > 1:
         step_model = torch.nn.parallel.DistributedDataParallel(
             run.model, device_ids=[device.index] if device.type == "cuda" else None
         )
-    forward = torch.compile(step_model) if compile else step_model
+    return torch.compile(step_model) if compile else step_model
 
-    items_per_step = t.batch_size * t.grad_accum
-    training, validation = open_datasets(data, config, total * items_per_step * world)
+
+def _batches(training: Dataset, run: Run, total: int, rank: int, world: int, device):
+    """An iterator over this rank's batches ``(batch, 4, C, L)``, from the run's step on."""
+    t = run.config.train
     sampler = OffsetSampler(
         total * t.grad_accum, run.step * t.grad_accum, t.batch_size, rank, world
     )
@@ -412,72 +467,87 @@ def train(
         pin_memory=device.type == "cuda",
         persistent_workers=t.num_workers > 0,
     )
-    batches = iter(loader)  # (creating the iterator draws a seed from torch's RNG ...)
-    if state is not None:
-        restore_rng(state)  # (... so the checkpoint's RNG state is restored after it)
-    log = Logger(out / "metrics.jsonl" if rank == 0 else None)
-    autocast = (
-        torch.autocast(device.type, dtype=torch.bfloat16 if precision == "bf16" else torch.float16)
-        if precision != "fp32"
-        else contextlib.nullcontext()
-    )
-    seconds_per_item = training.chunk / training.rate
-    bar = None
-    if progress and rank == 0:
-        from tqdm.auto import tqdm
+    return iter(loader)  # (creating the iterator draws a seed from torch's RNG)
 
-        bar = tqdm(total=total, initial=run.step, unit="step", dynamic_ncols=True)
-    if rank == 0 and run.step == 0:
-        log(event="start", config=config.to_dict(), precision=precision, world=world)
 
-    run.model.train()
-    tick = started = time.perf_counter()
-    while run.step < total:
-        parts = accumulate_gradients(run, batches, groups, forward, autocast, device)
-        values = dict(zip(("loss", "waveform_l1", "stft_l1"), parts.tolist()))  # one sync
-        if not math.isfinite(values["loss"]):
-            kept = f"the last good checkpoint is {last}" if last.exists() else "no checkpoint yet"
-            raise BsrError(
-                f"the loss became {values['loss']} at step {run.step + 1}; training stopped and "
-                f"{kept}: lower train.lr, set train.grad_clip, or use precision fp32"
-            )
-        apply_update(run)
-        run.step += 1
+def _autocast(device: torch.device, precision: str):
+    """bf16 or fp16 autocast on the GPU, nothing in fp32."""
+    if precision == "fp32":
+        return contextlib.nullcontext()
+    dtype = torch.bfloat16 if precision == "bf16" else torch.float16
+    return torch.autocast(device.type, dtype=dtype)
 
+
+def train_step(
+    run: Run, batches, groups, forward, autocast, device, last: Path
+) -> dict[str, float]:
+    """One optimizer step: gradients over the micro-batches, a check, the update.
+
+    Returns the step's ``loss``, ``waveform_l1`` and ``stft_l1`` as floats (reading them is
+    the step's one wait for the GPU). A loss that is not finite stops training with a
+    message that says where the last good checkpoint is.
+    """
+    parts = accumulate_gradients(run, batches, groups, forward, autocast, device)
+    values = dict(zip(("loss", "waveform_l1", "stft_l1"), parts.tolist()))  # one sync
+    if not math.isfinite(values["loss"]):
+        kept = f"the last good checkpoint is {last}" if last.exists() else "no checkpoint yet"
+        raise BsrError(
+            f"the loss became {values['loss']} at step {run.step + 1}; training stopped and "
+            f"{kept}: lower train.lr, set train.grad_clip, or use precision fp32"
+        )
+    apply_update(run)
+    run.step += 1
+    return values
+
+
+class _Meter:
+    """The loop's clock: steps and seconds of audio per second, the step log, the bar."""
+
+    def __init__(self, run: Run, total: int, audio_per_step: float, log: Logger, progress: bool):
+        self.audio_per_step, self.log = audio_per_step, log  # seconds of audio, all ranks
+        self.bar = None
+        if progress:
+            from tqdm.auto import tqdm
+
+            self.bar = tqdm(total=total, initial=run.step, unit="step", dynamic_ncols=True)
+
+    def start(self) -> None:
+        self.tick = self.started = time.perf_counter()
+
+    def step(self, run: Run, values: dict[str, float]) -> None:
+        """Log the step just taken (and move the bar)."""
         now = time.perf_counter()
-        steps_per_s = 1.0 / max(now - tick, 1e-9)
-        tick = now
-        audio_per_s = steps_per_s * items_per_step * world * seconds_per_item
+        steps_per_s = 1.0 / max(now - self.tick, 1e-9)
+        self.tick = now
+        audio_per_s = steps_per_s * self.audio_per_step
         lr = run.scheduler.get_last_lr()[0]
-        log(event="step", step=run.step, lr=lr, steps_per_s=steps_per_s,
-            audio_s_per_s=audio_per_s, **values)  # fmt: skip
-        if bar is not None:
-            bar.set_postfix(loss=f"{values['loss']:.4f}", audio=f"{audio_per_s:.1f}s/s")
-            bar.update(1)
+        self.log(event="step", step=run.step, lr=lr, steps_per_s=steps_per_s,
+                 audio_s_per_s=audio_per_s, **values)  # fmt: skip
+        if self.bar is not None:
+            self.bar.set_postfix(loss=f"{values['loss']:.4f}", audio=f"{audio_per_s:.1f}s/s")
+            self.bar.update(1)
 
-        out_of_time = max_seconds is not None and now - started >= max_seconds
-        if world > 1 and max_seconds is not None:  # every rank must stop at the same step
-            flag = torch.tensor(float(out_of_time), device=device)
-            dist.all_reduce(flag, op=dist.ReduceOp.MAX)
-            out_of_time = bool(flag.item())
-        done = run.step == total or out_of_time
-        if rank == 0 and validation is not None and (run.step % t.validate_every == 0 or done):
-            scores = validate(run.ema.module, validation, groups, config.model.stems, device)
-            run.model.train()
-            log(
-                event="valid",
-                step=run.step,
-                usdr=scores,
-                usdr_mean=sum(scores.values()) / len(scores),
-            )
-        if rank == 0 and (run.step % t.checkpoint_every == 0 or done):
-            atomic_save(run.state(), last)
-        if done:
-            break
-    if bar is not None:
-        bar.close()
-    if rank == 0:
-        save_model(run.ema.module, out / "model.pt", config)  # EMA weights, for separation
-    if world > 1:
-        dist.barrier()
-    return run
+    def elapsed(self) -> float:
+        """Seconds from the start of the loop to the end of the last step."""
+        return self.tick - self.started
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def _out_of_time(elapsed: float, max_seconds: float | None, world: int, device) -> bool:
+    """Whether the time budget is spent; under DDP every rank stops at the same step."""
+    out_of_time = max_seconds is not None and elapsed >= max_seconds
+    if world > 1 and max_seconds is not None:
+        flag = torch.tensor(float(out_of_time), device=device)
+        dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+        out_of_time = bool(flag.item())
+    return out_of_time
+
+
+def log_validation(run: Run, validation: Dataset, groups, device, log: Logger) -> None:
+    """Score the EMA weights on the validation chunks and log their uSDR (rank 0)."""
+    scores = validate(run.ema.module, validation, groups, run.config.model.stems, device)
+    run.model.train()
+    log(event="valid", step=run.step, usdr=scores, usdr_mean=sum(scores.values()) / len(scores))

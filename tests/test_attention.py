@@ -23,10 +23,9 @@ def test_attention_layer_paths_agree_and_record_weights():
         rope = RotaryEmbedding(8)
         x = torch.randn(3, 20, 32)
         fused = layer(x, rope)
-        layer.keep_weights = True
-        explicit = layer(x, rope)
+        explicit, weights = layer.explicit(x, rope)
         assert torch.allclose(fused, explicit, atol=1e-5)
-        assert layer.last_weights.shape == (3, 4, 20, 20)
+        assert weights.shape == (3, 4, 20, 20)
 
 
 def test_rope_changes_attention():

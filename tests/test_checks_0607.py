@@ -14,13 +14,13 @@ import bsr.check
 from bsr.check.nb07 import LinearStandIn
 from bsr.evaluate import usdr
 from bsr.loss import multi_resolution_stft_loss
-from bsr.separate import WINDOWS, chunk_weights, separate_tensor
+from bsr.separate import WINDOW_SHAPES, chunk_weights, separate_tensor
 from bsr.train import lr_factor
 
 
 def _library_overlap_add(model, audio, window, hop, weights):
     """separate_tensor, told the window shape that ``weights`` is."""
-    shape = next(s for s in WINDOWS if torch.equal(chunk_weights(window, s), weights))
+    shape = next(s for s in WINDOW_SHAPES if torch.equal(chunk_weights(window, s), weights))
     return separate_tensor(model, audio, window, hop, shape)
 
 

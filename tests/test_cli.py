@@ -1,8 +1,11 @@
+import argparse
 import os
 import subprocess
 import sys
 
-from bsr.cli import main
+import pytest
+
+from bsr.cli import build_parser, main
 
 
 def run_cli(*args, env=None):
@@ -42,3 +45,40 @@ def test_doctor_finds_ffmpeg():
     result = run_cli("doctor")
     assert result.returncode == 0, result.stderr
     assert "ffmpeg and ffprobe: found" in result.stdout
+
+
+def _commands(parser, path=("bsr",)):
+    """(command words, parser) for ``bsr`` and every subcommand below it."""
+    yield path, parser
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, child in action.choices.items():
+                yield from _commands(child, (*path, name))
+
+
+def test_every_argument_has_help_with_its_default():
+    """``bsr <command> --help`` explains every argument, and what it is when left out."""
+    missing = []
+    for path, parser in _commands(build_parser()):
+        formatter = parser._get_formatter()
+        for action in parser._actions:
+            where = f"{' '.join(path)} {'/'.join(action.option_strings) or action.dest}"
+            if isinstance(action, argparse._SubParsersAction):
+                missing += [f"{where} {c.dest}" for c in action._choices_actions if not c.help]
+                continue
+            text = formatter._expand_help(action) if action.help else ""
+            if not text.strip() or action.help == argparse.SUPPRESS:
+                missing.append(f"{where}: no help")
+            takes_value = action.option_strings and action.nargs != 0 and not action.required
+            if takes_value and "default" not in text:
+                missing.append(f"{where}: help does not say the default")
+        help_text = parser.format_help()
+        assert "==SUPPRESS==" not in help_text and "(default: None)" not in help_text
+    assert not missing, "\n".join(missing)
+
+
+def test_help_shows_defaults(capsys):
+    with pytest.raises(SystemExit):
+        main(["data", "synth", "--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    assert "(default: 6)" in out and "(default: 20.0)" in out and "(default: 7)" in out

@@ -20,7 +20,6 @@ from bsr.evaluate import (
     METHOD_LABELS,
     USDR_LABEL,
     MethodResult,
-    _stft_blocks,
     baseline_estimates,
     evaluate_baselines,
     evaluate_folder,
@@ -31,6 +30,7 @@ from bsr.evaluate import (
     oracle_masks,
     usdr,
 )
+from bsr.evaluate.baselines import _stft_blocks
 
 RATE = 8000  # small rate keeps BSSEval (512-tap filters per frame) fast; metrics are rate-free
 SECONDS = 4

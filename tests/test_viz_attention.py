@@ -58,8 +58,8 @@ def audio():
     return torch.randn(2, HOP * (FRAMES - 1), generator=generator) * 0.3  # (C, samples)
 
 
-def _attention_modules(model):
-    return [m for m in model.modules() if hasattr(m, "keep_weights")]
+def _hooked(model):
+    return [m for m in model.modules() if m._forward_hooks or m._forward_pre_hooks]
 
 
 # -- recording --------------------------------------------------------------------------------
@@ -79,7 +79,7 @@ def test_record_attention_shapes_and_leaves_the_model_alone(model, audio):
     for weights in (time_weights, band_weights):
         assert torch.allclose(weights.sum(-1), torch.ones(()), atol=1e-5)
         assert weights.dtype == torch.float32 and not weights.requires_grad
-    assert all(not m.keep_weights and m.last_weights is None for m in _attention_modules(model))
+    assert not _hooked(model)
     assert model.use_rope is True
     # use_rope=False is applied for the run only
     assert not torch.allclose(
@@ -447,22 +447,21 @@ def _fails(exercise_id: str, answer, match: str) -> None:
         bsr.check.exercise(exercise_id, answer)
 
 
-def _recorder(axis="time", layer_shift=0, reset=True, unhook=True, use_rope=True):
+def _recorder(axis="time", layer_shift=0, pre_hook=False, unhook=True, use_rope=True):
     def time_attention(model, audio, layer):
         module = attention_module(model, layer + layer_shift, axis)
         caught = []
-        handle = module.register_forward_hook(lambda m, i, o: caught.append(m.last_weights))
-        module.keep_weights = True
-        rope = model.use_rope
-        model.use_rope = use_rope
+        if pre_hook:  # catch the inputs, compute the weights after the run
+            handle = module.register_forward_pre_hook(lambda m, i: caught.append(i))
+        else:
+            handle = module.register_forward_hook(lambda m, i, o: caught.append(m.explicit(*i)))
         with torch.no_grad():
-            model(audio)
-        model.use_rope = rope
-        if reset:
-            module.keep_weights = False
+            model(audio, rope=use_rope)
+            if pre_hook:
+                caught.append(module.explicit(*caught[-1]))
         if unhook:
             handle.remove()
-        return caught[-1]
+        return caught[-1][1]
 
     return time_attention
 
@@ -473,7 +472,8 @@ def test_nb08_1_check():
     _fails("08.1", _recorder(axis="band"), "band transformer")
     _fails("08.1", _recorder(layer_shift=-1), "block 0")
     _fails("08.1", _recorder(use_rope=False), "RoPE switched off")
-    _fails("08.1", _recorder(reset=False), "keep_weights is still True")
+    bsr.check.exercise("08.1", _recorder(pre_hook=True))
+    _fails("08.1", _recorder(pre_hook=True, unhook=False), "hook is still attached")
     _fails("08.1", _recorder(unhook=False), "hook is still attached")
 
     def scores(model, audio, layer):

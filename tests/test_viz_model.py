@@ -183,11 +183,7 @@ def test_nb05_checks():
     _fails("05.2", lambda m, s: m.conj() * s.unsqueeze(1), "wrong sign")
 
     def no_rope(model, spec):
-        model.use_rope = False
-        try:
-            return model.estimate_masks(spec)
-        finally:
-            model.use_rope = True
+        return model.estimate_masks(spec, rope=False)
 
     _fails("05.3", no_rope, "RoPE switched off")
 

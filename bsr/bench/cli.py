@@ -87,70 +87,96 @@ def add_bench_parser(subparsers) -> argparse.ArgumentParser:
         "bench", help="measure speed and memory: model, separate, data, eval, memory"
     )
     actions = bench.add_subparsers(dest="bench_command", metavar="WHAT", required=True)
+    for add in (_add_model, _add_separate, _add_data, _add_eval, _add_memory):
+        add(actions)
+    return bench
 
+
+def _add_model(actions) -> None:
     p = actions.add_parser("model", help="training and inference steps/s, memory, MFU")
     p.add_argument("--preset", default="small", help="preset name or YAML config")
-    p.add_argument("--batch", type=int, default=None, help="clips per step (preset's)")
-    p.add_argument("--seconds", type=float, default=None, help="clip length (preset's)")
-    p.add_argument("--precision", default="auto", choices=PRECISIONS)
+    p.add_argument("--batch", type=int, default=None, help="clips per step (default: the preset's)")
+    p.add_argument(
+        "--seconds", type=float, default=None, help="clip length (default: the preset's)"
+    )
+    p.add_argument("--precision", default="auto", choices=PRECISIONS, help="autocast precision")
     p.add_argument("--steps", type=int, default=10, help="timed steps (median reported)")
     p.add_argument("--warmup", type=int, default=3, help="untimed steps first")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: GPU if present)")
-    p.add_argument("--compare", default=None, choices=PEERS, help="time bs-roformer 0.4.1 too")
+    p.add_argument(
+        "--compare", default=None, choices=PEERS,
+        help="time bs-roformer 0.4.1 too (default: bsr alone)",
+    )  # fmt: skip
     p.add_argument("--mode", default="both", choices=MODES, help="train, infer or both")
-    p.add_argument("--peak-tflops", type=float, default=None, help="device peak, for MFU")
+    p.add_argument(
+        "--peak-tflops", type=float, default=None,
+        help="device peak, for MFU (default: from a table of known devices)",
+    )  # fmt: skip
     p.add_argument(
         "--no-stft-loss",
         dest="stft_loss",
         action="store_false",
         help="train on the waveform L1 alone (time the network, not the loss)",
     )
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     p.set_defaults(func=cmd_bench_model)
 
+
+def _add_separate(actions) -> None:
     p = actions.add_parser("separate", help="real-time factor of separating a track")
     p.add_argument("--preset", default="small", help="preset name or YAML config")
     p.add_argument("--minutes", type=float, default=3.0, help="track length")
-    p.add_argument("--device", default=None)
+    p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: GPU if present)")
     p.add_argument("--batch-size", type=int, default=4, help="windows per forward pass")
     p.add_argument("--window", type=float, default=8.0, help="window length in seconds")
     p.add_argument("--hop", type=float, default=4.0, help="seconds between windows")
-    p.add_argument("--precision", default="fp32", choices=PRECISIONS)
+    p.add_argument("--precision", default="fp32", choices=PRECISIONS, help="autocast precision")
     p.add_argument("--repeats", type=int, default=1, help="runs (median reported)")
-    p.add_argument("--peak-tflops", type=float, default=None, help="device peak, for MFU")
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    p.add_argument(
+        "--peak-tflops", type=float, default=None,
+        help="device peak, for MFU (default: from a table of known devices)",
+    )  # fmt: skip
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     p.set_defaults(func=cmd_bench_separate)
 
+
+def _add_data(actions) -> None:
     p = actions.add_parser("data", help="practice-set generation and sampler throughput")
-    p.add_argument("--songs", type=int, default=3)
-    p.add_argument("--song-seconds", type=float, default=10.0)
+    p.add_argument("--songs", type=int, default=3, help="practice songs to generate")
+    p.add_argument("--song-seconds", type=float, default=10.0, help="length of each song")
     p.add_argument("--segment-seconds", type=float, default=3.0, help="training chunk length")
     p.add_argument("--items", type=int, default=16, help="training chunks to draw")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="seed of the songs and the chunks")
     p.set_defaults(func=cmd_bench_data)
 
+
+def _add_eval(actions) -> None:
     p = actions.add_parser("eval", help="museval scoring throughput")
     p.add_argument("--seconds", type=float, default=30.0, help="track length")
-    p.add_argument("--repeats", type=int, default=1)
+    p.add_argument("--repeats", type=int, default=1, help="runs (median reported)")
     p.add_argument(
         "--targets",
         nargs="+",
         default=list(EVAL_CASES),
         choices=EVAL_CASES,
-        help="all: four stems; vocals: vocals + accompaniment",
+        help="all: four stems; vocals: vocals + accompaniment (default: both)",
     )
     p.set_defaults(func=cmd_bench_eval)
 
+
+def _add_memory(actions) -> None:
     p = actions.add_parser("memory", help="largest training batch for 16/24/40/80 GB")
-    p.add_argument("--presets", nargs="+", default=["paper-l6", "paper-l12"])
+    p.add_argument(
+        "--presets", nargs="+", default=["paper-l6", "paper-l12"],
+        help="presets or YAML configs (default: paper-l6 paper-l12)",
+    )  # fmt: skip
     p.add_argument("--seconds", type=float, default=8.0, help="clip length")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: GPU if present)")
-    p.add_argument("--precision", default="auto", choices=PRECISIONS)
+    p.add_argument("--precision", default="auto", choices=PRECISIONS, help="autocast precision")
     p.add_argument(
-        "--capacities", type=float, nargs="+", default=list(CAPACITIES_GB), help="card GB"
-    )
+        "--capacities", type=float, nargs="+", default=list(CAPACITIES_GB),
+        help=f"card sizes in GB (default: {' '.join(f'{c:g}' for c in CAPACITIES_GB)})",
+    )  # fmt: skip
     p.add_argument("--no-verify", action="store_true", help="skip the real run on the GPU")
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     p.set_defaults(func=cmd_bench_memory)
-
-    return bench

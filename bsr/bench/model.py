@@ -197,13 +197,7 @@ def bench_model(
     """
     from bsr.model import BSRoformer, count_parameters
 
-    if mode not in MODES:
-        raise BsrError(f"unknown mode {mode!r}: use {', '.join(MODES)}")
-    if compare is not None and compare not in PEERS:
-        raise BsrError(f"cannot compare with {compare!r}: the one peer is {', '.join(PEERS)}")
-    check_positive(batch=batch, seconds=seconds, steps=steps, peak_tflops=peak_tflops)
-    if warmup < 0:
-        raise BsrError(f"--warmup must be 0 or more, got {warmup}")
+    _check_arguments(mode, compare, batch, seconds, steps, warmup, peak_tflops)
     config = load_config(preset)
     device = resolve_device(device)
     precision = resolve_precision(precision, device)
@@ -219,50 +213,21 @@ def bench_model(
 
     torch.manual_seed(seed)
     model = BSRoformer(model_config).to(device)
-    generator = torch.Generator().manual_seed(seed)
-    audio = 0.1 * torch.randn(batch, model_config.channels, samples, generator=generator)
-    shape = (batch, len(model_config.stems), model_config.channels, samples)
-    targets = 0.05 * torch.randn(*shape, generator=generator)
-    audio, targets = audio.to(device), targets.to(device)
+    audio, targets = _random_batch(model_config, batch, samples, seed, device)
     networks: list[tuple[str, torch.nn.Module, bool]] = [("bsr", model, False)]
-
     peak, peak_source = peak_flops(device, precision, peak_tflops)
     forward_flops = model_flops(model_config, batch, samples)
-    extra = ""
-    notes = []
     details: dict[str, Any] = {
         "forward_flops": forward_flops,
         "samples": samples,
         "peak_flops": peak,
         "changes": changes,
     }
+    extra, notes = "", []
     if compare is not None:
-        peer = build_peer(model, device)
-        error = output_error(model, peer, audio[:1])
-        if not error <= SAME_OUTPUT_TOLERANCE:
-            raise BsrError(
-                f"bsr and {PEER_PACKAGE} disagree (relative error {error:.2g} > "
-                f"{SAME_OUTPUT_TOLERANCE:g}), so timing them would compare different work: "
-                f"check that {PEER_PACKAGE}=={PEER_VERSION} is installed"
-            )
-        details["relative_error"] = error
-        networks.append(("lucidrains", peer, True))
+        networks.append(("lucidrains", _checked_peer(model, audio, device, details), True))
         extra = f", {PEER_PACKAGE} {PEER_VERSION}"
-        what = ", ".join(changes) if changes else "none needed"
-        notes.append(
-            "ratios are bsr / lucidrains: above 1 in steps/s means bsr is faster, below 1 "
-            "in peak MiB means bsr needs less memory"
-        )
-        notes.append(
-            f"compared: {PEER_PACKAGE} {PEER_VERSION} with bsr's weights; outputs checked "
-            f"equal first (fp32, relative error {error:.1e} <= {SAME_OUTPUT_TOLERANCE:g}); "
-            f"preset adapted to the community layout ({what}); steps alternate bsr, peer"
-        )
-        if device.type == "cuda" and "A100" not in torch.cuda.get_device_name(device):
-            notes.append(
-                f"{PEER_PACKAGE} {PEER_VERSION} turns off the flash-attention kernel on GPUs "
-                "other than the A100 (its own choice, measured as shipped)"
-            )
+        notes = _comparison_notes(details["relative_error"], changes, device)
 
     table = Table(
         title=f"bsr bench model: {config.name}" + (f" vs {compare}" if compare else ""),
@@ -279,66 +244,132 @@ def bench_model(
         details=details,
     )
     memory_method = ""
-    modes = ("train", "infer") if mode == "both" else (mode,)
-    for kind in modes:
-        contenders = []
-        for name, net, quiet in networks:
-            optimizer = None
-            if kind == "train":
-                step, optimizer = train_step(
-                    net, audio, targets, precision, config.train, stft_loss
-                )
-            else:
-                step = infer_step(net, audio, precision)
-            contenders.append(Contender(name, step, net, optimizer, quiet))
+    for kind in ("train", "infer") if mode == "both" else (mode,):
+        contenders = [
+            _contender(kind, name, net, quiet, audio, targets, precision, config.train, stft_loss)
+            for name, net, quiet in networks
+        ]
         memory_method = run_in_turn(contenders, steps, warmup, device)
         flops = forward_flops * (3 if kind == "train" else 1)
-        rows = []
-        for c in contenders:
-            median = statistics.median(c.times)
-            achieved = flops / median
-            row = {
+        _add_rows(table, contenders, kind, precision, batch * seconds, flops, peak)
+        for c in contenders:  # free gradients and optimizer state before the next mode
+            c.optimizer = None
+            c.module.zero_grad(set_to_none=True)
+        del contenders
+    memory_method += " (includes the other network)" if compare and device.type == "cpu" else ""
+    table.notes = [
+        *_model_notes(config.train, stft_loss, forward_flops, peak_source, memory_method),
+        *notes,
+    ]
+    return table
+
+
+def _check_arguments(mode, compare, batch, seconds, steps, warmup, peak_tflops) -> None:
+    """One-line errors for arguments :func:`bench_model` cannot run with."""
+    if mode not in MODES:
+        raise BsrError(f"unknown mode {mode!r}: use {', '.join(MODES)}")
+    if compare is not None and compare not in PEERS:
+        raise BsrError(f"cannot compare with {compare!r}: the one peer is {', '.join(PEERS)}")
+    check_positive(batch=batch, seconds=seconds, steps=steps, peak_tflops=peak_tflops)
+    if warmup < 0:
+        raise BsrError(f"--warmup must be 0 or more, got {warmup}")
+
+
+def _random_batch(config: ModelConfig, batch: int, samples: int, seed: int, device):
+    """Seeded noise as the mixtures ``(batch, C, samples)`` and the targets ``(batch, stems,
+    C, samples)`` (speed does not depend on what the audio is)."""
+    generator = torch.Generator().manual_seed(seed)
+    audio = 0.1 * torch.randn(batch, config.channels, samples, generator=generator)
+    shape = (batch, len(config.stems), config.channels, samples)
+    targets = 0.05 * torch.randn(*shape, generator=generator)
+    return audio.to(device), targets.to(device)
+
+
+def _checked_peer(model: torch.nn.Module, audio: torch.Tensor, device, details: dict):
+    """The peer network with ``model``'s weights, once its output is checked to be the same."""
+    peer = build_peer(model, device)
+    error = output_error(model, peer, audio[:1])
+    if not error <= SAME_OUTPUT_TOLERANCE:
+        raise BsrError(
+            f"bsr and {PEER_PACKAGE} disagree (relative error {error:.2g} > "
+            f"{SAME_OUTPUT_TOLERANCE:g}), so timing them would compare different work: "
+            f"check that {PEER_PACKAGE}=={PEER_VERSION} is installed"
+        )
+    details["relative_error"] = error
+    return peer
+
+
+def _comparison_notes(error: float, changes: list[str], device: torch.device) -> list[str]:
+    """What the table's ratios mean and how the two networks were made comparable."""
+    what = ", ".join(changes) if changes else "none needed"
+    notes = [
+        "ratios are bsr / lucidrains: above 1 in steps/s means bsr is faster, below 1 "
+        "in peak MiB means bsr needs less memory",
+        f"compared: {PEER_PACKAGE} {PEER_VERSION} with bsr's weights; outputs checked "
+        f"equal first (fp32, relative error {error:.1e} <= {SAME_OUTPUT_TOLERANCE:g}); "
+        f"preset adapted to the community layout ({what}); steps alternate bsr, peer",
+    ]
+    if device.type == "cuda" and "A100" not in torch.cuda.get_device_name(device):
+        notes.append(
+            f"{PEER_PACKAGE} {PEER_VERSION} turns off the flash-attention kernel on GPUs "
+            "other than the A100 (its own choice, measured as shipped)"
+        )
+    return notes
+
+
+def _contender(kind, name, net, quiet, audio, targets, precision, train, stft_loss) -> Contender:
+    """One network ready to time in mode ``kind`` (``train`` or ``infer``)."""
+    if kind == "train":
+        step, optimizer = train_step(net, audio, targets, precision, train, stft_loss)
+        return Contender(name, step, net, optimizer, quiet)
+    return Contender(name, infer_step(net, audio, precision), net, None, quiet)
+
+
+def _add_rows(table: Table, contenders, kind, precision, audio_seconds, flops, peak) -> None:
+    """A row per timed network, and with two of them a row of their ratios."""
+    rows = []
+    for c in contenders:
+        median = statistics.median(c.times)
+        achieved = flops / median
+        rows.append(
+            {
                 "network": c.name,
                 "step": kind,
                 "precision": precision,
                 "median ms": 1e3 * median,
                 "steps/s": 1.0 / median,
-                "audio s/s": batch * seconds / median,
+                "audio s/s": audio_seconds / median,
                 "peak MiB": c.peak / MIB,
                 "TFLOP/s": achieved / 1e12,
                 "MFU": achieved / peak if peak else None,
             }
-            rows.append(row)
-            details[f"{c.name}_{kind}_times"] = list(c.times)
-        table.rows.extend(rows)
-        if len(rows) == 2:
-            ours, theirs = rows
-            ratios = {
-                key: ours[key] / theirs[key] if theirs[key] else None
-                for key in ("median ms", "steps/s", "audio s/s", "peak MiB", "TFLOP/s")
-            }
-            details[f"ratio_{kind}"] = ratios
-            table.rows.append(
-                {"network": "bsr / lucidrains", "step": kind, "precision": precision}
-                | {key: f"{value:.2f}x" if value else None for key, value in ratios.items()}
-            )
-        for c in contenders:  # free gradients and optimizer state before the next mode
-            c.optimizer = None
-            c.module.zero_grad(set_to_none=True)
-        del contenders
+        )
+        table.details[f"{c.name}_{kind}_times"] = list(c.times)
+    table.rows.extend(rows)
+    if len(rows) == 2:
+        ours, theirs = rows
+        ratios = {
+            key: ours[key] / theirs[key] if theirs[key] else None
+            for key in ("median ms", "steps/s", "audio s/s", "peak MiB", "TFLOP/s")
+        }
+        table.details[f"ratio_{kind}"] = ratios
+        table.rows.append(
+            {"network": "bsr / lucidrains", "step": kind, "precision": precision}
+            | {key: f"{value:.2f}x" if value else None for key, value in ratios.items()}
+        )
 
-    t = config.train
+
+def _model_notes(train, stft_loss: bool, forward_flops: float, peak_source: str, memory: str):
+    """What a step is, how the FLOPs are counted and how memory was measured."""
     loss = (
-        f"waveform L1 + STFT L1 (hop {t.stft_loss_hop}, windows {list(t.stft_loss_windows)})"
-        if stft_loss and t.stft_loss_windows
+        f"waveform L1 + STFT L1 (hop {train.stft_loss_hop}, windows "
+        f"{list(train.stft_loss_windows)})"
+        if stft_loss and train.stft_loss_windows
         else "waveform L1 (no STFT loss)"
     )
-    table.notes = [
+    return [
         f"train = forward + {loss} + backward + AdamW; infer = forward under torch.inference_mode",
         f"FLOPs: analytic matrix products, forward {forward_flops / 1e9:.3g} GFLOP per step, "
         f"train counts 3x; MFU peak: {peak_source}",
-        f"peak memory: {memory_method}"
-        + (" (includes the other network)" if compare and device.type == "cpu" else ""),
-        *notes,
+        f"peak memory: {memory}",
     ]
-    return table

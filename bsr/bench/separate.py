@@ -27,6 +27,9 @@ from bsr.bench.model import describe_config
 from bsr.config import load_config
 from bsr.errors import BsrError
 
+SEPARATE_COLUMNS = ("track", "windows", "batch", "precision", "seconds", "RTF", "x real time",
+                    "peak MiB", "TFLOP/s", "MFU")  # fmt: skip
+
 
 def bench_separate(
     preset: str = "small",
@@ -48,7 +51,6 @@ def bench_separate(
     second of audio (below 1: faster than real time).
     """
     from bsr.model import BSRoformer, count_parameters
-    from bsr.separate import separate
 
     check_positive(
         minutes=minutes,
@@ -68,42 +70,15 @@ def bench_separate(
     rate = config.model.sample_rate
     length = max(1, round(minutes * 60 * rate))
     audio = 0.1 * np.random.default_rng(seed).standard_normal((2, length), dtype=np.float32)
-    window, hop = round(window_seconds * rate), round(hop_seconds * rate)
     options = dict(window_seconds=window_seconds, hop_seconds=hop_seconds, batch_size=batch_size)
-
-    def run(clip: np.ndarray) -> None:
-        with autocast(device, precision):
-            separate(clip, rate, model, **options)
-
-    run(audio[:, : window + (batch_size - 1) * hop])  # warm-up: one batch of windows
-    memory = PeakMemory(device)
-    times, peak = [], 0
-    for _ in range(repeats):
-        memory.start()
-        times.append(timed(lambda: run(audio), device))
-        peak = max(peak, memory.stop(own=state_bytes(model)))
-    elapsed = statistics.median(times)
-    duration = length / rate
-    # Windows as bsr.separate cuts them (a track shorter than a window is one pass).
-    passes = 1 if length <= window else math.ceil((length + window - hop) / hop)
-    channel_passes = 1 if config.model.channels == 2 else 2  # a mono model runs per channel
-    clip = min(length, window)
-    flops = channel_passes * passes * model_flops(config.model, 1, clip)
+    times, peak, memory = _time_separation(model, audio, options, precision, repeats, device)
+    elapsed, duration = statistics.median(times), length / rate
+    window, hop = round(window_seconds * rate), round(hop_seconds * rate)
+    passes, flops = _separation_flops(config.model, length, window, hop)
     peak_value, peak_source = peak_flops(device, precision, peak_tflops)
     table = Table(
         title=f"bsr bench separate: {config.name}",
-        columns=[
-            "track",
-            "windows",
-            "batch",
-            "precision",
-            "seconds",
-            "RTF",
-            "x real time",
-            "peak MiB",
-            "TFLOP/s",
-            "MFU",
-        ],
+        columns=list(SEPARATE_COLUMNS),
         header=[
             machine_summary(device),
             software_summary(),
@@ -118,7 +93,7 @@ def bench_separate(
     table.rows.append(
         {
             "track": f"{duration / 60:.2f} min stereo",
-            "windows": passes * channel_passes,
+            "windows": passes,
             "batch": batch_size,
             "precision": precision,
             "seconds": elapsed,
@@ -132,6 +107,39 @@ def bench_separate(
     table.notes = [
         "RTF = compute seconds / audio seconds; random weights (speed does not depend on them)",
         f"FLOPs: analytic matrix products of every window; MFU peak: {peak_source}",
-        f"peak memory: {memory.method}",
+        f"peak memory: {memory}",
     ]
     return table
+
+
+def _time_separation(
+    model, audio: np.ndarray, options: dict, precision: str, repeats: int, device
+) -> tuple[list[float], int, str]:
+    """Separate ``audio`` ``(2, samples)`` ``repeats`` times after one untimed batch of
+    windows; returns the times in seconds, the peak memory in bytes and how it was measured."""
+    from bsr.separate import separate
+
+    rate = model.config.sample_rate
+
+    def run(clip: np.ndarray) -> None:
+        with autocast(device, precision):
+            separate(clip, rate, model, **options)
+
+    window, hop = round(options["window_seconds"] * rate), round(options["hop_seconds"] * rate)
+    run(audio[:, : window + (options["batch_size"] - 1) * hop])  # warm-up: one batch of windows
+    memory = PeakMemory(device)
+    times, peak = [], 0
+    for _ in range(repeats):
+        memory.start()
+        times.append(timed(lambda: run(audio), device))
+        peak = max(peak, memory.stop(own=state_bytes(model)))
+    return times, peak, memory.method
+
+
+def _separation_flops(config, length: int, window: int, hop: int) -> tuple[int, float]:
+    """The model passes ``bsr.separate`` makes over ``length`` samples, and their FLOPs."""
+    # Windows as bsr.separate cuts them (a track shorter than a window is one pass).
+    passes = 1 if length <= window else math.ceil((length + window - hop) / hop)
+    channel_passes = 1 if config.channels == 2 else 2  # a mono model runs per channel
+    flops = channel_passes * passes * model_flops(config, 1, min(length, window))
+    return passes * channel_passes, flops

@@ -134,9 +134,7 @@ def check_estimate_masks(estimate_masks) -> None:
         with torch.no_grad():
             got = estimate_masks(model, spec.clone())
             expected = model.estimate_masks(spec)
-            model.use_rope = False
-            no_rope = model.estimate_masks(spec)
-            model.use_rope = True
+            no_rope = model.estimate_masks(spec, rope=False)
         expect_shape(got, tuple(expected.shape), f"the masks of a {stems}-stem model")
         got = torch.as_tensor(got)
         expect(got.is_complex(), "the masks should be complex: use features_to_complex")

@@ -2,7 +2,7 @@
 
 * 08.1 ``time_attention(model, audio, layer)``: the time-attention weights of one RoFormer
   block, recorded during a forward pass, against :func:`bsr.viz.attention.record_attention`;
-  the model must be left as it was (``keep_weights`` off, no hooks left behind).
+  the model must be left as it was (no hooks left behind).
 * 08.2 ``mean_attention_distance(weights)``: how far a query looks on average, per head,
   against a float64 reference, with the usual slips (signed offsets, key positions, a mean
   over the keys) named.
@@ -28,10 +28,6 @@ def two_block_model(seed: int = 8) -> BSRoformer:
     return small_model(n_fft=256, hop_length=64, depth=2, stems=["vocals"])
 
 
-def _attention_modules(model):
-    return [m for m in model.modules() if hasattr(m, "keep_weights")]
-
-
 @register("08.1")
 def check_time_attention(time_attention) -> None:
     model = two_block_model()
@@ -47,23 +43,17 @@ def check_time_attention(time_attention) -> None:
             "model.layers[layer].time_transformer.layers[0].attention instead"
         )
     expect_shape(got, (bands, heads, frames, frames), "the time-attention weights of one example")
-    leftover = [m for m in _attention_modules(model) if m.keep_weights]
-    expect(
-        not leftover,
-        "keep_weights is still True after your function: switch it back off, so that the "
-        "model goes back to the fast fused attention",
-    )
-    hooked = [name for name, m in model.named_modules() if m._forward_hooks]
+    hooked = [name for name, m in model.named_modules() if m._forward_hooks or m._forward_pre_hooks]
     expect(
         not hooked,
         f"a forward hook is still attached to {hooked[0] if hooked else ''}: remove it with "
-        "the handle that register_forward_hook returned (handle.remove())",
+        "the handle that register_forward_hook (or _pre_hook) returned (handle.remove())",
     )
     rows = got.double().sum(-1)
     expect(
         torch.allclose(rows, torch.ones_like(rows), atol=1e-4),
         "the rows of your weights do not sum to one: return the softmax weights "
-        "(last_weights), not the scores or the layer's output",
+        "(explicit(x, rope)[1]), not the scores or the layer's output",
     )
     expected = record_attention(model, audio, layer=1, axis="time")
     if not _close(got, expected, atol=1e-5):

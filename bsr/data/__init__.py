@@ -1,1 +1,4 @@
-"""Datasets: MUSDB18(HQ) access, real example songs, and the training sampler."""
+"""Datasets: MUSDB18(HQ) access, generated practice songs, real examples, the training sampler.
+
+Nothing here imports the model: data flows into it, never the other way.
+"""

@@ -25,7 +25,6 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-import bsr
 from bsr.data.musdb import WAV_FILES
 from bsr.errors import BsrError
 from bsr.ffmpeg import ensure_ffmpeg
@@ -41,7 +40,7 @@ ROCK_IN_SHARED = Path("data") / "musdb18-7s-sample" / "train" / f"{ROCK}.stem.mp
 
 def default_shared() -> Path:
     """The ``shared`` folder beside the repository root (the parent of ``bsr``'s parent)."""
-    return Path(bsr.__file__).resolve().parents[1].parent / "shared"
+    return Path(__file__).resolve().parents[3] / "shared"  # .../<root>/bsr/data/examples.py
 
 
 def find_rock_stem(shared: str | Path | None = None) -> Path | None:
