@@ -208,3 +208,17 @@ class MsstReference(nn.Module):
             separated[:, 0] = 0
         out = torch.istft(separated, **self.stft_kwargs, window=window, length=length)
         return out.reshape(batch, -1, channels, length)
+
+
+def msst_reference(config: ModelConfig) -> MsstReference:
+    """ZFTurbo's network for ``config``: the 0.4.1 peer of its plain part, plus the options."""
+    plain = dataclasses.replace(
+        config, linear_transformer_depth=0, skip_connection=False, mlp_expansion_factor=4
+    )
+    return MsstReference(
+        peer(plain),
+        linear_depth=config.linear_transformer_depth,
+        skip_connection=config.skip_connection,
+        mlp_expansion_factor=config.mlp_expansion_factor,
+        zero_dc=config.zero_dc,
+    ).eval()

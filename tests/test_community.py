@@ -13,6 +13,7 @@ from community_peers import (
     MsstReference,
     audio_for,
     bs_roformer,
+    msst_reference,
     peak_error,
     peer,
     peer_output,
@@ -140,16 +141,7 @@ MSST_CASES = {
 @pytest.mark.parametrize("overrides", MSST_CASES.values(), ids=MSST_CASES.keys())
 def test_zfturbo_options_give_the_reference_output(overrides):
     config = community_config(**overrides)
-    plain = dataclasses.replace(
-        config, linear_transformer_depth=0, skip_connection=False, mlp_expansion_factor=4
-    )
-    reference = MsstReference(
-        peer(plain),
-        linear_depth=config.linear_transformer_depth,
-        skip_connection=config.skip_connection,
-        mlp_expansion_factor=config.mlp_expansion_factor,
-        zero_dc=config.zero_dc,
-    ).eval()
+    reference = msst_reference(config)
     model = BSRoformer(config).eval()
     state = from_community_state_dict(reference.state_dict(), config)  # ZFTurbo's key layout
     load_weights(model, state, "reference")

@@ -13,6 +13,7 @@ from community_peers import (
     MsstReference,
     audio_for,
     bs_roformer,
+    msst_reference,
     peak_error,
     peer,
     peer_output,
@@ -141,16 +142,7 @@ MSST_CASES = {
 @pytest.mark.parametrize("overrides", MSST_CASES.values(), ids=MSST_CASES.keys())
 def test_zfturbo_mel_band_options_give_the_reference_output(overrides):
     config = mel_config(**overrides)
-    plain = dataclasses.replace(
-        config, linear_transformer_depth=0, skip_connection=False, mlp_expansion_factor=4
-    )
-    reference = MsstReference(
-        peer(plain),
-        linear_depth=config.linear_transformer_depth,
-        skip_connection=config.skip_connection,
-        mlp_expansion_factor=config.mlp_expansion_factor,
-        zero_dc=config.zero_dc,
-    ).eval()
+    reference = msst_reference(config)
     state = reference.state_dict()  # ZFTurbo's layout: no empty slot
     assert block_positions(state) == block_positions((), config.linear_transformer_depth > 0)
     model = BSRoformer(config).eval()
