@@ -271,6 +271,7 @@ def _add_demo(sub) -> None:
     p = sub.add_parser("demo", help="train, separate and evaluate on the embedded data")
     p.add_argument("--steps", type=int, default=DEMO_STEPS, help="training steps")
     p.add_argument("--out", type=Path, default=Path("runs/demo"), help="the demo's run folder")
+    p.add_argument("--threads", type=int, default=None, help=THREADS_HELP)
     p.set_defaults(func=cmd_demo)
 
 
@@ -315,6 +316,7 @@ def _add_train(sub) -> None:
         "--max-minutes", type=float, default=None,
         help="stop after this long (default: no time limit, train the steps)",
     )  # fmt: skip
+    p.add_argument("--threads", type=int, default=None, help=THREADS_HELP)
     p.set_defaults(func=cmd_train)
 
 
@@ -348,6 +350,7 @@ def _add_separate(sub) -> None:
     )  # fmt: skip
     p.add_argument("--batch-size", type=int, default=4, help="windows per forward pass")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: GPU if present)")
+    p.add_argument("--threads", type=int, default=None, help=THREADS_HELP)
     p.set_defaults(func=cmd_separate)
 
 
@@ -380,6 +383,7 @@ def _add_evaluate(sub) -> None:
         "--out", type=Path, default=None,
         help="write JSON, results.md and .csv here (default: print the tables only)",
     )  # fmt: skip
+    p.add_argument("--threads", type=int, default=None, help=THREADS_HELP)
     p.set_defaults(func=cmd_evaluate)
 
 
@@ -444,10 +448,20 @@ def _add_plot(sub) -> None:
     p.set_defaults(func=cmd_plot)
 
 
+THREADS_HELP = (
+    "torch CPU threads (default: torch's choice, one per core); on a machine shared with "
+    "another torch job, 1 avoids the slow-down of two jobs fighting over the same cores"
+)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
+        if getattr(args, "threads", None) is not None:
+            from bsr.bench.common import set_threads  # the same option as `bsr bench`
+
+            set_threads(args.threads)
         return args.func(args)
     except BsrError as error:
         print(f"bsr: error: {error}", file=sys.stderr)

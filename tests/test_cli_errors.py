@@ -175,3 +175,19 @@ def test_student_versions_never_replace_a_learners_notebook(capsys, tmp_path):
     assert sorted(p.name for p in out.iterdir()) == [homework.name]  # ... and nothing added
     assert main(["course", "student", str(notebooks), "--out", str(out), "--force"]) == 0
     assert "BEGIN SOLUTION" not in homework.read_text() and "my" not in homework.read_text()
+
+
+def test_threads_option(files, capsys, tmp_path):
+    import torch
+
+    before = torch.get_num_threads()
+    fails(capsys, "separate", files / "song.wav", "--checkpoint", files / "model.pt", "--out",
+          tmp_path / "a", "--threads", "0", match="--threads must be at least 1")  # fmt: skip
+    assert torch.get_num_threads() == before
+    wanted = 2 if before == 1 else 1  # a value other than the current one
+    try:
+        code = main(["separate", str(files / "song.wav"), "--checkpoint", str(files / "model.pt"),
+                     "--out", str(tmp_path / "b"), "--threads", str(wanted)])  # fmt: skip
+        assert code == 0 and torch.get_num_threads() == wanted
+    finally:
+        torch.set_num_threads(before)
