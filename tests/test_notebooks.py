@@ -15,6 +15,7 @@ Deselect the slow tests with ``-m "not notebooks"``.
 
 from __future__ import annotations
 
+import base64
 import re
 import time
 from pathlib import Path
@@ -34,6 +35,18 @@ CHECK_CALL = re.compile(r"""exercise\(\s*["'](\d\d\.\d+)["']""")
 CELL_TIMEOUT = 600  # seconds per cell
 
 needs_notebooks = pytest.mark.skipif(not PATHS, reason="no notebooks in notebooks/")
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+# The notebooks whose figures are drawn by widgets: the stem mixer (00), the band layout
+# explorer (02), the mask explorer (05) and the attention explorer (08).
+WIDGET_NOTEBOOKS = [
+    NOTEBOOKS / name
+    for name in (
+        "00_welcome_and_data.ipynb",
+        "02_band_split.ipynb",
+        "05_mask_estimation_and_model.ipynb",
+        "08_attention_explorer.ipynb",
+    )
+]
 
 
 def _read(path: Path):
@@ -162,6 +175,11 @@ def _execute(nb, cwd: Path, allow_errors: bool = False) -> float:
     return time.perf_counter() - started
 
 
+def _mimetypes(cell) -> set[str]:
+    """The MIME types of a code cell's rich outputs (display data and execute results)."""
+    return {kind for output in cell.get("outputs", []) for kind in output.get("data", {})}
+
+
 def _text(cell) -> str:
     parts = []
     for output in cell.get("outputs", []):
@@ -172,13 +190,29 @@ def _text(cell) -> str:
     return "\n".join(parts)
 
 
+@pytest.fixture(scope="session")
+def executed(course_data):
+    """``executed(path) -> (notebook with outputs, seconds)``: each notebook runs once a session.
+
+    The tests that read a notebook's outputs share its one run instead of each paying for it.
+    """
+    runs: dict[Path, tuple] = {}
+
+    def run(path: Path) -> tuple:
+        if path not in runs:
+            nb = _read(path)
+            _inject(nb, course_data)
+            runs[path] = nb, _execute(nb, NOTEBOOKS)
+        return runs[path]
+
+    return run
+
+
 @pytest.mark.notebooks
 @needs_notebooks
 @pytest.mark.parametrize("path", PATHS, ids=lambda p: p.stem)
-def test_notebook_runs(path, course_data, capsys):
-    nb = _read(path)
-    _inject(nb, course_data)
-    seconds = _execute(nb, NOTEBOOKS)
+def test_notebook_runs(path, executed, capsys):
+    nb, seconds = executed(path)
     with capsys.disabled():
         print(f"\n{path.name}: executed in {seconds:.1f} s")
     for cell in nb.cells:
@@ -187,6 +221,26 @@ def test_notebook_runs(path, course_data, capsys):
             assert f"exercise {exercise_id}: passed" in _text(cell), (
                 f"{path.name}: the reference answer to {exercise_id} does not pass its check"
             )
+
+
+@pytest.mark.notebooks
+@pytest.mark.parametrize("path", WIDGET_NOTEBOOKS, ids=lambda p: p.stem)
+def test_widget_cells_keep_a_static_figure(path, executed):
+    """Executed headless (no widget front end), every cell that shows widgets also holds a PNG.
+
+    nbconvert, GitHub and a book drop widget views; the figure must survive as ``image/png``.
+    """
+    nb, _ = executed(path)
+    cells = [(i, c) for i, c in enumerate(_code(nb)) if WIDGET_VIEW in _mimetypes(c)]
+    assert cells, f"{path.name}: no cell showed a widget (is INTERACTIVE still True?)"
+    for i, cell in cells:
+        assert "image/png" in _mimetypes(cell), (
+            f"{path.name}: code cell {i} shows widgets but no image/png, so its figure is lost "
+            f"without a widget front end; its outputs hold {sorted(_mimetypes(cell))}"
+        )
+        for output in cell.outputs:
+            if "image/png" in output.get("data", {}):
+                assert base64.b64decode(output.data["image/png"]).startswith(b"\x89PNG\r\n\x1a\n")
 
 
 @pytest.mark.notebooks

@@ -7,7 +7,8 @@
   frequency up), and, given a spectrogram, the band edges over it.
 * :func:`band_explorer` wraps both in ipywidgets to switch layout, merge factor, number of
   mel bands and ``n_fft``; like :func:`bsr.viz.mixer.stem_mixer` it returns the static
-  figure when ``interactive=False`` or ipywidgets cannot be imported.
+  figure when ``interactive=False`` or ipywidgets cannot be imported, and its display
+  carries a PNG of the figure for front ends without widgets.
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ from matplotlib.patches import Rectangle
 
 from bsr.bands import BandLayout, make_layout, paper_band_sizes
 from bsr.errors import BsrError
-from bsr.viz.mixer import ShownFigure, figure_png
+from bsr.viz.mixer import ShownFigure
+from bsr.viz.static import figure_png
 
 BAND_GID = "band"
 """``gid`` of the band rectangles, so code can find them: ``[p for p in ax.patches if
@@ -151,7 +153,11 @@ def band_explorer(
     Returns an ``ipywidgets.VBox`` (or, without widgets, the paper layout's static figure)
     with ``.controls`` (``kind``, ``merge``, ``n_mels``, ``n_fft``), ``.band_layout()``
     (the current :class:`BandLayout`; ``.layout`` is the widget's own CSS layout),
-    ``.figure`` (the current figure) and ``.summary`` (a Label with the band count).
+    ``.figure`` (the current figure), ``.png`` and ``.image`` (the figure as PNG bytes and
+    the image widget showing them) and ``.summary`` (a Label with the band count).
+
+    The box's display carries, besides the widgets, a PNG of the figure it shows at that
+    moment: without a widget front end that static figure is what one sees.
     """
 
     def draw(kind: str, merge: int, n_mels: int, n_fft: int) -> tuple[BandLayout, Figure]:
@@ -174,9 +180,11 @@ def band_explorer(
         "n_mels": widgets.IntSlider(value=60, min=8, max=128, step=4, description="mel bands"),
         "n_fft": widgets.Dropdown(options=[1024, 2048, 4096], value=2048, description="n_fft"),
     }
+    from bsr.viz.static import with_static_png
+
     summary = widgets.Label()
     image = widgets.Image(value=b"", format="png")
-    box = widgets.VBox(
+    box = with_static_png(widgets.VBox)(
         [
             widgets.HBox(list(controls.values())[:2]),
             widgets.HBox(list(controls.values())[2:]),
@@ -194,7 +202,8 @@ def band_explorer(
             f"{layout.num_bands} bands, sizes {min(layout.sizes)}..{max(layout.sizes)} bins, "
             f"{'overlapping' if layout.overlapping else 'non-overlapping'}"
         )
-        image.value = figure_png(box.figure)
+        box.png = figure_png(box.figure)
+        image.value = box.png
 
     box.band_layout = lambda: box.current
     for control in controls.values():

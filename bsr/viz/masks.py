@@ -10,7 +10,8 @@ The magnitude ``|M|`` says how much of a bin to keep (it may exceed one); the ph
   and frequency, and both against frequency at one frame;
 * :func:`mask_explorer` wraps it in ipywidgets (stem dropdown, frame slider, channel); like
   the other explorers it returns the static figure when ``interactive=False`` or
-  ipywidgets cannot be imported.
+  ipywidgets cannot be imported, and its display carries a PNG of the figure for front
+  ends without widgets.
 """
 
 from __future__ import annotations
@@ -144,7 +145,11 @@ def mask_explorer(model, audio, interactive: bool = True):
     The model runs once; moving the controls only redraws. Returns an ``ipywidgets.VBox``
     (or, without widgets, the static figure of the first stem at the middle frame)
     carrying ``.controls`` (``stem``, ``frame``, ``channel``), ``.masks`` (``(stems, C, F,
-    T)`` complex), ``.figure`` and ``.image`` (the figure as PNG).
+    T)`` complex), ``.figure``, ``.png`` and ``.image`` (the figure as PNG bytes and the
+    image widget showing them).
+
+    The box's display carries, besides the widgets, a PNG of the figure it shows at that
+    moment: without a widget front end that static figure is what one sees.
     """
     masks = model_masks(model, audio)
     frames = masks.shape[-1]
@@ -155,7 +160,7 @@ def mask_explorer(model, audio, interactive: bool = True):
     except ImportError:
         return mask_figure(model, audio, 0, frames // 2, masks=masks)
 
-    from bsr.viz.mixer import figure_png
+    from bsr.viz.static import figure_png, with_static_png
 
     controls = {
         "stem": widgets.Dropdown(options=list(model.stems), description="stem"),
@@ -165,13 +170,14 @@ def mask_explorer(model, audio, interactive: bool = True):
         ),
     }
     image = widgets.Image(value=b"", format="png")
-    box = widgets.VBox([widgets.HBox(list(controls.values())), image])
+    box = with_static_png(widgets.VBox)([widgets.HBox(list(controls.values())), image])
     box.controls, box.image, box.masks = controls, image, masks
 
     def update(_change=None):
         values = {name: c.value for name, c in controls.items()}
         box.figure = mask_figure(model, audio, masks=masks, **values)
-        image.value = figure_png(box.figure)
+        box.png = figure_png(box.figure)
+        image.value = box.png
 
     for control in controls.values():
         control.observe(update, names="value")

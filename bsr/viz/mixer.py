@@ -7,15 +7,17 @@ hear what a separator has to undo:
   are not muted (and, when any stem is soloed, only over the soloed ones);
 * :func:`mixer_figure` draws every stem's waveform and the resulting mix;
 * :func:`stem_mixer` wraps both in ipywidgets: per stem a gain slider (dB), a mute box and
-  a solo button, an audio player and the figure, all updated on every change.
+  a solo button, an audio player and the figure, all updated on every change. Like the
+  attention explorer's, its display also carries a PNG of the figure, which is what is left
+  where widgets are not drawn (nbconvert, GitHub, a book, a headless run).
 
 Arrays are ``(samples, channels)`` (or ``(samples,)``), as musdb and soundfile give them.
 
 When is it interactive? :func:`stem_mixer` builds widgets when ``interactive=True`` and
 ``ipywidgets`` can be imported; otherwise it returns the static :func:`mixer_figure` of the
 unchanged mix. Widgets are plain Python objects, so they are also built under a headless
-runner such as nbclient (there they simply show their text form); that is intended, and
-it lets tests drive the controls by setting ``.value``.
+runner such as nbclient (there they show their text form and the PNG of the figure); that
+is intended, and it lets tests drive the controls by setting ``.value``.
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ from collections.abc import Iterable, Mapping
 
 import numpy as np
 from matplotlib.figure import Figure
+
+from bsr.viz.static import figure_png
 
 STEM_COLOURS = {
     "vocals": "tab:red",
@@ -140,13 +144,6 @@ def wav_bytes(audio: np.ndarray, rate: int) -> bytes:
     return buffer.getvalue()
 
 
-def figure_png(fig: Figure, dpi: int = 80) -> bytes:
-    """PNG bytes of a figure (what an ipywidgets Image shows)."""
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=dpi)
-    return buffer.getvalue()
-
-
 def stem_mixer(stems: Mapping[str, np.ndarray], rate: int, interactive: bool = True):
     """A mixing desk for ``stems`` (name -> ``(samples, channels)``) at sample rate ``rate``.
 
@@ -156,7 +153,11 @@ def stem_mixer(stems: Mapping[str, np.ndarray], rate: int, interactive: bool = T
     * ``.controls[name]``: ``{"gain": FloatSlider (dB), "mute": Checkbox, "solo": ToggleButton}``;
     * ``.settings()``: the current ``(gains, mute, solo)``;
     * ``.mixed``: the current mix, float32, the stems' shape;
-    * ``.figure``: the current :func:`mixer_figure`; ``.audio``: the audio player widget.
+    * ``.figure``: the current :func:`mixer_figure`; ``.audio``: the audio player widget;
+    * ``.png`` and ``.image``: the figure as PNG bytes and the image widget showing them.
+
+    The box's display carries, besides the widgets, a PNG of the figure it shows at that
+    moment: without a widget front end that static figure is what one sees.
     """
     stems = {name: np.asarray(audio, np.float32) for name, audio in stems.items()}
     if not interactive:
@@ -175,9 +176,11 @@ def stem_mixer(stems: Mapping[str, np.ndarray], rate: int, interactive: bool = T
         solo = widgets.ToggleButton(value=False, description="solo")
         controls[name] = {"gain": gain, "mute": mute, "solo": solo}
         rows.append(widgets.HBox([gain, mute, solo]))
+    from bsr.viz.static import with_static_png
+
     audio = widgets.Audio(value=b"", format="wav", autoplay=False, loop=False)
     image = widgets.Image(value=b"", format="png")
-    box = widgets.VBox([*rows, audio, image])
+    box = with_static_png(widgets.VBox)([*rows, audio, image])
     box.controls, box.audio, box.image = controls, audio, image
 
     def settings():
@@ -191,7 +194,8 @@ def stem_mixer(stems: Mapping[str, np.ndarray], rate: int, interactive: bool = T
         box.mixed = mix(stems, gains, mute, solo)
         box.figure = mixer_figure(stems, rate, gains, mute, solo)
         audio.value = wav_bytes(box.mixed, rate)
-        image.value = figure_png(box.figure)
+        box.png = figure_png(box.figure)
+        image.value = box.png
 
     box.settings = settings
     for control in controls.values():

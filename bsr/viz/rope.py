@@ -152,7 +152,7 @@ def rope_explorer(dim_head: int = 32, max_position: int = 64, interactive: bool 
     except ImportError:
         return rope_figure(dim_head, 6, pair=1, span=max_position)
 
-    from bsr.viz.mixer import figure_png
+    from bsr.viz.static import figure_png
 
     controls = {
         "position": widgets.IntSlider(

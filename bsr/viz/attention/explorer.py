@@ -7,7 +7,6 @@ combination is shown; the rest only redraws. Without ipywidgets it returns the s
 
 from __future__ import annotations
 
-import base64
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -18,30 +17,12 @@ from matplotlib.figure import Figure
 from bsr.viz.attention.figures import attention_figure, head_map
 from bsr.viz.attention.labels import band_labels
 from bsr.viz.attention.record import AXES, band_spectrogram, model_batch, record_attention
+from bsr.viz.static import with_static_png
 
 
 def _defaults(spectrogram: np.ndarray) -> tuple[int, int]:
     """The loudest band and the middle frame: a sensible first view."""
     return int(spectrogram.mean(axis=1).argmax()), spectrogram.shape[1] // 2
-
-
-def _with_static_png(box_class):
-    """A subclass of an ipywidgets box whose display also carries a PNG of its figure.
-
-    Jupyter front ends that render widgets show the widgets; anything else (nbviewer, a
-    notebook executed headless and converted, a front end without the widget manager)
-    falls back to the ``image/png`` of the figure the box showed when it was displayed.
-    """
-
-    class StaticPngBox(box_class):
-        def _repr_mimebundle_(self, **kwargs):
-            bundle = super()._repr_mimebundle_(**kwargs)
-            png = getattr(self, "png", b"")
-            if png and isinstance(bundle, dict):
-                bundle["image/png"] = base64.b64encode(png).decode("ascii")
-            return bundle
-
-    return StaticPngBox
 
 
 def attention_explorer(
@@ -156,7 +137,7 @@ def _explorer_box(widgets, controls: dict, model, audio, rate: int):
         widgets.HBox([controls["layer"], controls["axis"], controls["rope"]]),
         widgets.HBox([controls["index"], controls["query"], controls["head"]]),
     ]
-    box = _with_static_png(widgets.VBox)([*rows, player, readout, image])
+    box = with_static_png(widgets.VBox)([*rows, player, readout, image])
     box.controls, box.audio, box.readout, box.image = controls, player, readout, image
     return box
 
@@ -188,7 +169,7 @@ class _Redraw:
         title = f"layer {layer}, {axis} attention, RoPE {'on' if rope else 'off'}"
         box.figure = self.excerpt.figure(box.weights, axis, index, head, query, title)
         box.readout.value = _readout(box.shown, query, axis)
-        from bsr.viz.mixer import figure_png
+        from bsr.viz.static import figure_png
 
         box.png = figure_png(box.figure)
         box.image.value = box.png
