@@ -5,6 +5,10 @@ markers). :func:`make_student_version` replaces each such block with a stub that
 ``NotImplementedError`` naming the exercise, keeping its indentation, so the function
 signature and docstring above the block stay for the learner. The check cell that follows
 then fails with "exercise NN.M is not answered yet".
+
+For nbgrader, :func:`add_nbgrader_metadata` tags each solution cell as a solution cell and
+the check cell after it as a read-only autograder test worth points;
+``python -m bsr.course notebooks/*.ipynb`` tags the notebooks' files (cell metadata only).
 """
 
 from __future__ import annotations
@@ -84,3 +88,77 @@ def make_student_versions(
             "or pass --force to replace the notebooks there"
         )
     return {nb.name: make_student_version(nb, out / nb.name) for nb in notebooks}
+
+
+# --------------------------------------------------------------------------- nbgrader
+
+CHECK_CALL = re.compile(r"""exercise\(\s*["'](\d\d\.\d+)["']""")
+NBGRADER_SCHEMA = 3
+
+
+def nbgrader_ids(exercise_id: str) -> tuple[str, str]:
+    """nbgrader's grade IDs of an exercise's solution and check cells: ``ex03_1_solution``..."""
+    stem = "ex" + exercise_id.replace(".", "_")
+    return f"{stem}_solution", f"{stem}_check"
+
+
+def add_nbgrader_metadata(nb, points: int = 1) -> int:
+    """Tag a notebook's exercises for nbgrader, in place; returns the number of exercises.
+
+    Each solution cell (one with ``### BEGIN SOLUTION``) becomes an nbgrader solution cell and
+    the code cell after it, which must call ``bsr.check.exercise`` with the same ID, becomes a
+    read-only autograder test cell worth ``points`` (points already set there are kept).
+    nbgrader metadata on any other cell is removed, so tagging again is a no-op.
+    """
+    tagged: dict[int, dict] = {}
+    for i, cell in enumerate(nb.cells):
+        if cell.cell_type != "code" or BEGIN not in cell.source:
+            continue
+        found = EXERCISE.search(cell.source)
+        if not found:
+            raise BsrError(f"cell {i} has a solution but no 'Exercise NN.M' comment")
+        exercise_id = found.group(1)
+        following = [j for j in range(i + 1, len(nb.cells)) if nb.cells[j].cell_type == "code"]
+        check = following[0] if following else -1
+        called = CHECK_CALL.search(nb.cells[check].source) if check >= 0 else None
+        if not called or called.group(1) != exercise_id:
+            raise BsrError(
+                f"exercise {exercise_id}: the next code cell should call "
+                f'bsr.check.exercise("{exercise_id}", ...)'
+            )
+        solution_id, check_id = nbgrader_ids(exercise_id)
+        old = nb.cells[check].metadata.get("nbgrader", {})
+        tagged[i] = {"grade": False, "solution": True, "locked": False, "grade_id": solution_id}
+        tagged[check] = {"grade": True, "solution": False, "locked": True, "grade_id": check_id,
+                         "points": old.get("points", points)}  # fmt: skip
+    for i, cell in enumerate(nb.cells):
+        if i in tagged:
+            cell.metadata["nbgrader"] = {**tagged[i], "schema_version": NBGRADER_SCHEMA,
+                                         "task": False}  # fmt: skip
+        else:
+            cell.metadata.pop("nbgrader", None)
+    return len(tagged) // 2
+
+
+def tag_notebooks(paths) -> dict[str, int]:
+    """Add nbgrader metadata to notebook files; only cell metadata changes, sources stay.
+
+    Each file is read right before it is written, and written only if its metadata changed.
+    """
+    import nbformat
+
+    counts = {}
+    for path in map(Path, paths):
+        nb = nbformat.read(path, as_version=4)
+        before = nbformat.writes(nb)
+        counts[path.name] = add_nbgrader_metadata(nb)
+        if nbformat.writes(nb) != before:
+            nbformat.write(nb, path)
+    return counts
+
+
+if __name__ == "__main__":  # python -m bsr.course notebooks/*.ipynb
+    import sys
+
+    for name, count in tag_notebooks(sys.argv[1:]).items():
+        print(f"{name}: {count} exercises tagged for nbgrader")
