@@ -168,7 +168,7 @@ def write_card(card: dict, out_dir: Path) -> Path:
         f"| machine | {card['machine']} |",
         f"| data | {card['data']} |",
         "",
-        "Command (resumed across sessions with `--resume`, which continues exactly):",
+        "Commands (a run that is stopped continues exactly with `bsr train ... --resume`):",
         "",
         "```bash",
         *card["commands"],
@@ -276,6 +276,11 @@ def make_card(
 UNSEEN_SEEDS = {"demo": (7, 9, 20.0), "card": (2027, 8, 12.0)}
 
 
+def _count(folder: Path) -> int:
+    """How many song folders ``folder`` holds."""
+    return sum(1 for p in folder.iterdir() if p.is_dir())
+
+
 def evaluation_sets(root: str | Path) -> dict[str, tuple[Path, str, str]]:
     """Write (if absent) and describe the sets a course card is scored on."""
     from bsr.data.examples import write_examples
@@ -297,9 +302,9 @@ def evaluation_sets(root: str | Path) -> dict[str, tuple[Path, str, str]]:
         "unseen practice songs": (
             card_set,
             "train",
-            f"{songs} practice songs of {seconds:g} s made with seed {seed} "
-            f"(`bsr data synth --songs {songs} --seconds {seconds:g} --seed {seed}`, "
-            "all songs): never seen in training.",
+            f"the {_count(card_set / 'train')} train songs of a practice set of {songs} songs "
+            f"of {seconds:g} s made with seed {seed} (`bsr data synth --songs {songs} "
+            f"--seconds {seconds:g} --seed {seed}`): never seen in training.",
         ),
         "demo practice test songs": (
             demo_set,

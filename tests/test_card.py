@@ -125,3 +125,47 @@ def test_top_level_separation_api():
     stems = bsr.separate_audio(mono, 22050, model, window_seconds=2.0, hop_seconds=1.0)
     assert list(stems) == model.stems
     assert all(v.shape == (1, 22050) and np.isfinite(v).all() for v in stems.values())
+
+
+def constant_gain_usdr(reference: np.ndarray, mixture: np.ndarray) -> float:
+    """uSDR of the best single gain g = <s, x> / <x, x> applied to the mixture."""
+    from bsr.evaluate import usdr
+
+    gain = np.sum(reference * mixture) / np.sum(mixture * mixture)
+    return usdr(reference.T, gain * mixture.T)
+
+
+def test_course_model_separates_songs_it_never_saw():
+    """Four practice songs from a seed the course model never trained on (it saw seed 1000)."""
+    from bsr.data.synth import compose_song, mixture_of, song_seed
+    from bsr.evaluate import usdr
+
+    model = bsr.load_model("course")
+    gains = {stem: [] for stem in model.stems}
+    for index in range(4):
+        stems = compose_song(song_seed(4242, index), 12.0)  # name -> (samples, 2)
+        mixture = mixture_of(stems).T  # (2, samples)
+        estimates = bsr.separate_audio(mixture, 44100, model)  # its own 2 s windows
+        for stem in model.stems:
+            reference = stems[stem].T
+            model_db = usdr(reference.T, estimates[stem].T)
+            gains[stem].append(model_db - constant_gain_usdr(reference, mixture))
+    per_stem = {stem: float(np.mean(v)) for stem, v in gains.items()}
+    average = float(np.mean(list(per_stem.values())))
+    assert average >= 4.0, f"uSDR above the best constant gain: {per_stem}, average {average:.2f}"
+    assert min(per_stem.values()) >= 1.0, f"a stem is within 1 dB of a constant gain: {per_stem}"
+
+
+def test_course_card_reports_the_target_on_unseen_songs():
+    from bsr.card import gain_over_constant
+
+    card = model_card("course")
+    gains = gain_over_constant(card["scores"]["unseen practice songs"])
+    assert gains["average"] >= 4.0, gains
+    assert min(v for k, v in gains.items() if k != "average") >= 1.0, gains
+    assert {"mixture", "constant_gain", "ibm", "irm", "irm2", "mwf"} <= set(
+        card["scores"]["unseen practice songs"]
+    )
+    assert any(title.startswith("real MUSDB18") for title in card["scores"])
+    twin = model_card("course-norope")
+    assert twin["steps"] == card["steps"], "the twin must have the same training budget"
