@@ -471,9 +471,8 @@ def busy_machine_threads() -> int | None:
     if cores > 1 and load >= cores - 0.5:
         print(
             f"bsr: note: the machine is busy (load {load:.1f} on {cores} cores): using 1 torch "
-            "thread, which is faster beside other jobs; pass --threads N to choose",
-            file=sys.stderr,
-        )
+            "thread, which is faster beside other jobs; pass --threads N to choose"
+        )  # stdout: a note, not an error (stderr keeps errors to one line)
         return 1
     return None
 

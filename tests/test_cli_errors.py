@@ -204,7 +204,7 @@ def test_a_busy_machine_gets_one_thread_by_default(files, capsys, tmp_path, monk
     monkeypatch.setattr(os, "cpu_count", lambda: 2)
     monkeypatch.setattr(os, "getloadavg", lambda: (1.9, 1.0, 1.0))
     assert bsr.cli.busy_machine_threads() == 1
-    assert "the machine is busy (load 1.9 on 2 cores)" in capsys.readouterr().err
+    assert "the machine is busy (load 1.9 on 2 cores)" in capsys.readouterr().out
     monkeypatch.setattr(os, "getloadavg", lambda: (0.2, 1.0, 1.0))
     assert bsr.cli.busy_machine_threads() is None
     torch.set_num_threads(before)
