@@ -92,13 +92,12 @@ def score(model, sets: dict[str, tuple[Path, str]], baselines, workers: int = 2)
 
 
 def machine() -> str:
-    """A one-line description of this computer."""
+    """A one-line description of this computer (the CPU named as ``bsr bench`` names it)."""
     import os
 
-    return (
-        f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
-        f"{platform.system()}, torch {torch.__version__}"
-    )
+    from bsr.bench.common import cpu_name
+
+    return f"{cpu_name()}, {os.cpu_count()} cores, {platform.system()}, torch {torch.__version__}"
 
 
 def _table(scores: dict, metric: str) -> list[str]:
@@ -127,11 +126,9 @@ def gain_over_constant(scores: dict) -> dict[str, float]:
 
 def plot_curve(card: dict, path: Path) -> Path:
     """Training loss and validation uSDR against the step, from a card's ``curve``."""
-    import matplotlib
+    from bsr.plots import _pyplot
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = _pyplot()
     curve = card["curve"]
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.4))
     left.plot(curve["step"], curve["loss"])

@@ -67,13 +67,6 @@ def fresh_run_dir(out: Path) -> None:
     (out / MARKER).write_text("made by `bsr demo`; the next demo replaces this folder\n")
 
 
-def separate_subset(model, data: Path, subset: str, out: Path) -> list[str]:
-    """Separate every ``data/subset/<song>/mixture.wav`` into ``out/subset/<song>/``."""
-    from bsr.separate import separate_folder
-
-    return separate_folder(model, data, subset, out)
-
-
 def load_course(name: str = COURSE, device=None):
     """The shipped course model and its card, or ``None`` after one line saying why not."""
     from bsr.hub import load_model, model_card
@@ -110,6 +103,7 @@ def run(
     """
     from bsr.evaluate import evaluate_folder
     from bsr.plots import plot_run
+    from bsr.separate import separate_folder
     from bsr.train import train
 
     if steps < 1:
@@ -142,7 +136,7 @@ def run(
     for label, (separator, root) in models.items():
         print(f"  {label}:")
         for data, subset, name in sets:
-            separate_subset(separator, data, subset, root / name)
+            separate_folder(separator, data, subset, root / name)
     timings["separation"] = time.perf_counter() - tick
 
     tick = time.perf_counter()
