@@ -17,6 +17,7 @@ import bsr.check  # noqa: E402
 from bsr.check import CheckFailed  # noqa: E402
 from bsr.model import BSRoformer  # noqa: E402
 from bsr.rope import RotaryEmbedding  # noqa: E402
+from bsr.stft import complex_to_features, features_to_complex  # noqa: E402
 from bsr.viz.masks import frame_lines, mask_explorer, mask_figure, model_masks  # noqa: E402
 from bsr.viz.rope import current_angle, rope_explorer, rope_figure  # noqa: E402
 
@@ -162,7 +163,11 @@ def test_nb04_checks():
     _fails("04.3", lambda x, tt, bt, tr, br: _block(x, tt, bt, br, tr), "time_rope")
 
     def no_rope(x, layer, rope):
-        return layer(x, None)
+        batch, seq, _ = x.shape
+        qkv = layer.to_qkv(layer.norm(x)).view(batch, seq, 3, layer.heads, layer.dim_head)
+        q, k, v = qkv.permute(2, 0, 3, 1, 4)  # (batch, heads, seq, dim_head) each
+        out, _ = _attention(q, k, v)
+        return layer.to_out(out.transpose(1, 2).reshape(batch, seq, -1))
 
     _fails("04.2", no_rope, "WITHOUT positions")
 
@@ -173,17 +178,31 @@ def _band_mask(x, gamma, w1, b1, w2, b2, swap=False, act=torch.tanh):
     return g * a.sigmoid() if swap else a * g.sigmoid()
 
 
+def _complex_product(masks, spec, unsqueeze=True, conjugate=False):
+    """The product written out, with two usual slips as switches."""
+    spec = spec.unsqueeze(1) if unsqueeze else spec
+    b = -masks.imag if conjugate else masks.imag
+    return torch.complex(
+        masks.real * spec.real - b * spec.imag, masks.real * spec.imag + b * spec.real
+    )
+
+
 def test_nb05_checks():
     bsr.check.exercise("05.1", _band_mask)
-    bsr.check.exercise("05.2", lambda m, s: m * s.unsqueeze(1))
+    bsr.check.exercise("05.2", _complex_product)
     _fails("05.1", lambda *p: _band_mask(*p, swap=True), "swapped")
     _fails("05.1", lambda *p: _band_mask(*p, act=torch.relu), "Tanh")
     _fails("05.2", lambda m, s: m.abs() * s.unsqueeze(1), "magnitude")
-    _fails("05.2", lambda m, s: m * s, "unsqueeze")
-    _fails("05.2", lambda m, s: m.conj() * s.unsqueeze(1), "wrong sign")
+    _fails("05.2", lambda m, s: _complex_product(m, s, unsqueeze=False), "unsqueeze")
+    _fails("05.2", lambda m, s: _complex_product(m, s, conjugate=True), "wrong sign")
+    _fails("05.2", lambda m, s: m * s.unsqueeze(1), "real and imaginary parts")
 
     def no_rope(model, spec):
-        return model.estimate_masks(spec, rope=False)
+        x = model.band_split(complex_to_features(spec))
+        for block in model.layers:
+            x = block(x, None, None)  # the slip: no rotary tables
+        masks = [features_to_complex(head(x), model.channels) for head in model.mask_estimators]
+        return torch.stack(masks, 1)
 
     _fails("05.3", no_rope, "RoPE switched off")
 

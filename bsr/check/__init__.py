@@ -7,7 +7,10 @@ prints a short "passed" line or raises :class:`CheckFailed` saying *what* is wro
 shape, the values (and where they differ most), or the property that does not hold.
 
 Checks for notebook NN live in ``bsr/check/nbNN.py`` and register themselves with
-:func:`register`; :data:`EXERCISES` maps an exercise ID to its check.
+:func:`register`; :data:`EXERCISES` maps an exercise ID to its check and :data:`LIBRARY`
+to the library functions the exercise asks the learner to write. An answer that calls one
+of those fails (:mod:`bsr.check.watch` says how that is seen), so no check can be passed
+by importing the answer.
 """
 
 from __future__ import annotations
@@ -18,18 +21,26 @@ from collections.abc import Callable
 
 import torch
 
+from bsr.check.watch import COMPLEX_PRODUCT, watching
+
 EXERCISES: dict[str, Callable] = {}
+LIBRARY: dict[str, tuple[str, ...]] = {}
 
 
 class CheckFailed(AssertionError):
     """An exercise's answer is wrong; the message says how."""
 
 
-def register(exercise_id: str):
-    """Decorator: make a check function the check of ``exercise_id`` (e.g. ``"02.1"``)."""
+def register(exercise_id: str, library: tuple[str, ...] = ()):
+    """Decorator: make a check function the check of ``exercise_id`` (e.g. ``"02.1"``).
+
+    ``library`` names what the answer must not call, as dotted names (a function, a
+    method, or a class for all its methods) or :data:`~bsr.check.watch.COMPLEX_PRODUCT`.
+    """
 
     def wrap(check: Callable) -> Callable:
         EXERCISES[exercise_id] = check
+        LIBRARY[exercise_id] = tuple(library)
         return check
 
     return wrap
@@ -41,14 +52,33 @@ def exercise(exercise_id: str, answer) -> None:
     if exercise_id not in EXERCISES:
         known = ", ".join(sorted(EXERCISES))
         raise KeyError(f"no exercise {exercise_id!r}: known exercises are {known}")
-    try:
-        EXERCISES[exercise_id](answer)
-    except NotImplementedError:
-        raise CheckFailed(
-            f"exercise {exercise_id} is not answered yet: replace `raise NotImplementedError` "
-            "with your code"
-        ) from None
+    with watching(LIBRARY[exercise_id], answer) as used:
+        try:
+            EXERCISES[exercise_id](answer)
+        except NotImplementedError:
+            raise CheckFailed(
+                f"exercise {exercise_id} is not answered yet: replace `raise "
+                "NotImplementedError` with your code"
+            ) from None
+        except Exception:
+            if not used:
+                raise
+    if used:
+        raise CheckFailed(_uses_library(exercise_id, used[0]))
     print(f"exercise {exercise_id}: passed")
+
+
+def _uses_library(exercise_id: str, name: str) -> str:
+    if name == COMPLEX_PRODUCT:
+        return (
+            f"exercise {exercise_id}: your answer multiplies two complex tensors; the exercise "
+            "is to write the product with real and imaginary parts, (ac - bd) + i(ad + bc)"
+        )
+    return (
+        f"exercise {exercise_id}: your answer calls {name}, the library's own version; the "
+        "exercise is to write it yourself (the check compares with the library, and the "
+        "notebook uses the library from the next section on)"
+    )
 
 
 def _load_all() -> None:

@@ -33,7 +33,7 @@ def _close(a: torch.Tensor, b: torch.Tensor) -> bool:
     return a.shape == b.shape and bool(torch.allclose(a, b, atol=1e-3, rtol=1e-3))
 
 
-@register("01.1")
+@register("01.1", library=("bsr.stft.STFT", "torch.stft", "torch.istft"))
 def check_stft(stft) -> None:
     torch.manual_seed(101)
     for shape, n_fft, hop in (((2, 3, 6000), 512, 128), ((8000,), 1024, 441)):
@@ -88,7 +88,7 @@ def _stem_specs(seed: int, silent: bool) -> torch.Tensor:
     return specs
 
 
-@register("01.2")
+@register("01.2", library=("bsr.evaluate.baselines.oracle_masks",))
 def check_ratio_masks(ratio_masks) -> None:
     specs = _stem_specs(102, silent=True)
     masks = ratio_masks(specs.clone())
@@ -123,7 +123,7 @@ def check_ratio_masks(ratio_masks) -> None:
     expect_close(masks.double(), reference, what, atol=1e-5, rtol=1e-4)
 
 
-@register("01.3")
+@register("01.3", library=("bsr.evaluate.baselines.oracle_masks",))
 def check_binary_masks(binary_masks) -> None:
     specs = _stem_specs(103, silent=False)
     masks = binary_masks(specs.clone())
@@ -146,7 +146,7 @@ def check_binary_masks(binary_masks) -> None:
         )
 
 
-@register("01.4")
+@register("01.4", library=("bsr.evaluate.baselines.oracle_masks",))
 def check_complex_ratio_mask(complex_ratio_mask) -> None:
     g = torch.Generator().manual_seed(104)
     stem = torch.view_as_complex(torch.randn(2, 33, 20, 2, generator=g))

@@ -23,7 +23,14 @@ from bsr.norm import RMSNorm
 from bsr.stft import complex_to_features
 
 
-@register("02.1")
+@register(
+    "02.1",
+    library=(
+        "bsr.bands.paper_band_sizes",
+        "bsr.bands.make_layout",
+        "bsr.bands.BandLayout",
+    ),
+)
 def check_band_sizes(band_sizes) -> None:
     for rate, n_fft in ((44100, 2048), (48000, 2048), (44100, 4096)):
         reference = paper_band_sizes(rate, n_fft)
@@ -52,7 +59,7 @@ def check_band_sizes(band_sizes) -> None:
             )
 
 
-@register("02.2")
+@register("02.2", library=("bsr.stft.complex_to_features",))
 def check_to_features(to_features) -> None:
     g = torch.Generator().manual_seed(202)
     for channels in (2, 1):
@@ -77,7 +84,14 @@ def check_to_features(to_features) -> None:
         expect_close(got, reference, what)
 
 
-@register("02.3")
+@register(
+    "02.3",
+    library=(
+        "bsr.norm.RMSNorm.forward",
+        "torch.nn.functional.rms_norm",
+        "torch.rms_norm",
+    ),
+)
 def check_rms_norm(rms_norm) -> None:
     g = torch.Generator().manual_seed(203)
     x = torch.randn(4, 6, 20, generator=g) * 3.0
@@ -113,7 +127,7 @@ def check_rms_norm(rms_norm) -> None:
     )
 
 
-@register("02.4")
+@register("02.4", library=("bsr.band_split.BandSplit", "bsr.band_split.BandProjection.forward"))
 def check_band_split(band_split) -> None:
     torch.manual_seed(204)
     feature_sizes, dim = (4, 4, 8, 12, 20), 6

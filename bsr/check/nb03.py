@@ -52,7 +52,7 @@ def _matches(value: torch.Tensor, reference: torch.Tensor, atol: float = 1e-4) -
     )
 
 
-@register("03.1")
+@register("03.1", library=("bsr.rope.RotaryEmbedding",))
 def check_frequencies(rope_frequencies) -> None:
     for dim_head, theta in ((8, 10000.0), (48, 10000.0), (16, 100.0)):
         w = torch.as_tensor(rope_frequencies(dim_head, theta))
@@ -78,7 +78,7 @@ def check_frequencies(rope_frequencies) -> None:
         expect_close(w, reference, what, atol=1e-7, rtol=1e-5)
 
 
-@register("03.2")
+@register("03.2", library=("bsr.rope.RotaryEmbedding", "bsr.rope.as_complex_pairs"))
 def check_rotate(rope_rotate) -> None:
     torch.manual_seed(3)
     x = torch.randn(2, 3, 12, 8)  # (batch, heads, seq, dim_head)

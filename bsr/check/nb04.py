@@ -32,7 +32,14 @@ def _pair(result, what: str) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.as_tensor(result[0]), torch.as_tensor(result[1])
 
 
-@register("04.1")
+@register(
+    "04.1",
+    library=(
+        "bsr.attention.explicit_attention",
+        "bsr.attention.Attention",
+        "torch.nn.functional.scaled_dot_product_attention",
+    ),
+)
 def check_attention(attention) -> None:
     torch.manual_seed(4)
     # Queries and keys of different lengths, so that a transposed score matrix shows.
@@ -92,7 +99,7 @@ def reference_layer(
     return out @ layer.to_out.weight.T
 
 
-@register("04.2")
+@register("04.2", library=("bsr.attention.Attention.forward", "bsr.attention.Attention.explicit"))
 def check_multi_head_attention(multi_head_attention) -> None:
     torch.manual_seed(42)
     layer = Attention(dim=24, heads=3, dim_head=8).eval()
@@ -151,7 +158,7 @@ def _check_sequences(seen, expected: torch.Tensor, what: str, hint: str) -> None
         raise CheckFailed(f"the sequences the {what} sees are mixed up: {hint}")
 
 
-@register("04.3")
+@register("04.3", library=("bsr.roformer.RoFormerBlock.forward",))
 def check_roformer_block(roformer_block) -> None:
     torch.manual_seed(7)
     batch, frames, bands, dim = 2, 6, 4, 16

@@ -13,6 +13,7 @@ from __future__ import annotations
 import torch
 
 from bsr.check import CheckFailed, expect, expect_close, expect_shape, register, small_model
+from bsr.check.watch import COMPLEX_PRODUCT
 from bsr.mask_estimator import BandMask
 from bsr.stft import complex_to_features, features_to_complex
 
@@ -37,7 +38,13 @@ def _variant(x, gamma, w1, b1, w2, b2, norm=True, act=torch.tanh, swap=False):
     return b * a.sigmoid() if swap else a * b.sigmoid()
 
 
-@register("05.1")
+@register(
+    "05.1",
+    library=(
+        "bsr.mask_estimator.BandMask.forward",
+        "bsr.mask_estimator.MaskEstimator",
+    ),
+)
 def check_band_mask(band_mask) -> None:
     torch.manual_seed(5)
     dim, dim_out = 12, 8  # D and 2*C*F_b (stereo, 2 bins: 8 mask features)
@@ -71,7 +78,7 @@ def check_band_mask(band_mask) -> None:
     expect_close(got, expected, "band_mask(x, ...) against BandMask", atol=1e-4)
 
 
-@register("05.2")
+@register("05.2", library=("bsr.model.BSRoformer.apply_masks", COMPLEX_PRODUCT))
 def check_apply_complex_mask(apply_complex_mask) -> None:
     torch.manual_seed(52)
     batch, stems, channels, bins, frames = 2, 3, 2, 9, 5
@@ -116,7 +123,7 @@ def check_apply_complex_mask(apply_complex_mask) -> None:
     expect_close(ours, theirs, "the separated audio (iSTFT of your product)", atol=1e-4)
 
 
-@register("05.3")
+@register("05.3", library=("bsr.model.BSRoformer.estimate_masks", "bsr.model.BSRoformer.forward"))
 def check_estimate_masks(estimate_masks) -> None:
     torch.manual_seed(53)
     for overrides in (

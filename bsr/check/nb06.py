@@ -82,7 +82,7 @@ def _diagnose(value, expected, estimate, reference, windows, hop, what) -> None:
     )
 
 
-@register("06.1")
+@register("06.1", library=("bsr.loss.multi_resolution_stft_loss", "bsr.loss.separation_loss"))
 def check_multi_resolution_stft_loss(loss_fn) -> None:
     torch.manual_seed(61)
     windows, hop = (1024, 512, 256), 147
@@ -126,7 +126,7 @@ def check_multi_resolution_stft_loss(loss_fn) -> None:
     )
 
 
-@register("06.2")
+@register("06.2", library=("bsr.train.lr_factor",))
 def check_lr_factor(lr_factor_fn) -> None:
     cases = [
         (warmup, decay, every)

@@ -68,7 +68,7 @@ def _close(a, b, atol=1e-4) -> bool:
     return a.shape == b.shape and torch.allclose(a.double(), b.double(), atol=atol, rtol=1e-4)
 
 
-@register("07.1")
+@register("07.1", library=("bsr.separate.separate_tensor", "bsr.separate.separate"))
 def check_overlap_add_separate(overlap_add_separate) -> None:
     torch.manual_seed(71)
     model = LinearStandIn(stems=2, seed=7).eval()
@@ -123,7 +123,7 @@ def check_overlap_add_separate(overlap_add_separate) -> None:
     )
 
 
-@register("07.2")
+@register("07.2", library=("bsr.evaluate.metrics.usdr", "bsr.evaluate.metrics.bss_eval_v4"))
 def check_usdr(usdr_fn) -> None:
     rng = np.random.default_rng(72)
     reference = rng.standard_normal((5000, 2)).astype(np.float32) * 0.3  # (samples, channels)

@@ -28,7 +28,13 @@ def two_block_model(seed: int = 8) -> BSRoformer:
     return small_model(n_fft=256, hop_length=64, depth=2, stems=["vocals"])
 
 
-@register("08.1")
+@register(
+    "08.1",
+    library=(
+        "bsr.viz.attention.record.record_attention",
+        "bsr.viz.attention.record.recording",
+    ),
+)
 def check_time_attention(time_attention) -> None:
     model = two_block_model()
     torch.manual_seed(80)
@@ -74,7 +80,13 @@ def _key_position(weights: torch.Tensor) -> torch.Tensor:
     return (weights.double() * position).sum(-1).mean(dim=(0, 2))
 
 
-@register("08.2")
+@register(
+    "08.2",
+    library=(
+        "bsr.viz.attention.measures.mean_attention_distance",
+        "bsr.viz.attention.measures.layer_attention_distances",
+    ),
+)
 def check_mean_attention_distance(mean_attention_distance_fn) -> None:
     torch.manual_seed(82)
     seq, heads = 12, 3
