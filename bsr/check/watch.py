@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import os
 import sys
 import sysconfig
 from collections.abc import Iterable, Iterator
@@ -35,10 +36,10 @@ from torch.overrides import TorchFunctionMode
 import bsr
 
 COMPLEX_PRODUCT = "a product of two complex tensors"
-_BSR = str(Path(bsr.__file__).resolve().parent)
+_BSR = str(Path(bsr.__file__).resolve().parent) + os.sep
 _PASS_THROUGH = tuple(
-    str(Path(p).resolve())
-    for p in (torch.__file__.rsplit("/", 1)[0], sysconfig.get_paths()["stdlib"])
+    str(Path(p).resolve()) + os.sep
+    for p in (Path(torch.__file__).parent, sysconfig.get_paths()["stdlib"])
 )
 _MULTIPLY = {
     torch.mul,
@@ -100,10 +101,11 @@ def made_by_learner(frame) -> bool:
     """Did the code running in ``frame`` come (past torch and stdlib frames) from the learner?"""
     while frame is not None:
         filename = _filename(frame)
-        if filename.startswith("<frozen") or filename.startswith(_PASS_THROUGH):
-            frame = frame.f_back
-            continue
-        return not filename.startswith(_BSR)
+        if filename.startswith(_BSR):  # first: bsr may be installed inside the stdlib tree
+            return False
+        if not filename.startswith(("<frozen", *_PASS_THROUGH)):
+            return True
+        frame = frame.f_back
     return False
 
 
