@@ -21,8 +21,10 @@ import pytest
 import torch
 from torch import nn
 
-from bsr.community import MEL, community_kwargs, model_type_of
+from bsr.checkpoint import load_weights
+from bsr.community import MEL, community_kwargs, from_community_state_dict, model_type_of
 from bsr.config import ModelConfig
+from bsr.model import BSRoformer
 
 bs_roformer = pytest.importorskip("bs_roformer")
 bs_module = pytest.importorskip("bs_roformer.bs_roformer")
@@ -89,6 +91,30 @@ def peer_output(model: nn.Module, audio: torch.Tensor, zero_dc: bool = False) ->
 def audio_for(config: ModelConfig, hops: int = 12, batch: int = 2) -> torch.Tensor:
     # A whole number of hops: the peer's iSTFT then returns exactly the input length.
     return torch.randn(batch, config.channels, hops * config.hop_length)
+
+
+def assert_gives_the_peers_output(config: ModelConfig, reference: nn.Module, zero_dc: bool):
+    """bsr's model, loaded with the peer's weights (community key layout), gives the peer's
+    output for random audio: same shape, within :data:`TOLERANCE` of the peak."""
+    model = BSRoformer(config).eval()
+    load_weights(model, from_community_state_dict(reference.state_dict(), config), "peer")
+    audio = audio_for(config)
+    with torch.no_grad():
+        ours = model(audio)
+    theirs = peer_output(reference, audio, zero_dc=zero_dc)
+    assert ours.shape == theirs.shape == (2, len(config.stems), config.channels, audio.shape[-1])
+    assert peak_error(ours, theirs) <= TOLERANCE
+
+
+def assert_reference_is_the_peer(config: ModelConfig) -> None:
+    """:class:`MsstReference` with no new option is the peer itself (to 1e-6 of the peak):
+    the reason it can be trusted for the options the peer lacks."""
+    base = peer(config)
+    reference = MsstReference(base).eval()
+    reference.mask_estimators.load_state_dict(base.mask_estimators.state_dict())
+    audio = audio_for(config)
+    with torch.no_grad():
+        assert peak_error(reference(audio), peer_output(base, audio)) <= 1e-6
 
 
 class MsstReference(nn.Module):

@@ -10,7 +10,8 @@ import torch
 import yaml
 from community_peers import (
     TOLERANCE,
-    MsstReference,
+    assert_gives_the_peers_output,
+    assert_reference_is_the_peer,
     audio_for,
     bs_roformer,
     msst_reference,
@@ -97,15 +98,7 @@ CASES = {
 @pytest.mark.parametrize("overrides", CASES.values(), ids=CASES.keys())
 def test_community_weights_give_the_peers_output(overrides, zero_dc):
     config = community_config(**overrides, zero_dc=zero_dc)
-    reference = peer(config)
-    model = BSRoformer(config).eval()
-    model.load_state_dict(from_community_state_dict(reference.state_dict(), config))
-    audio = audio_for(config)
-    with torch.no_grad():
-        ours = model(audio)
-    theirs = peer_output(reference, audio, zero_dc=zero_dc)
-    assert ours.shape == theirs.shape == (2, len(config.stems), config.channels, audio.shape[-1])
-    assert peak_error(ours, theirs) <= TOLERANCE
+    assert_gives_the_peers_output(config, peer(config), zero_dc)
 
 
 def test_zero_dc_removes_only_the_lowest_frequencies():
@@ -153,13 +146,7 @@ def test_zfturbo_options_give_the_reference_output(overrides):
 
 def test_reference_equals_the_peer_without_new_options():
     """MsstReference is only trusted because, with no new option, it is the peer itself."""
-    config = community_config(stems=["a", "b"], depth=2)
-    base = peer(config)
-    reference = MsstReference(base).eval()
-    reference.mask_estimators.load_state_dict(base.mask_estimators.state_dict())
-    audio = audio_for(config)
-    with torch.no_grad():
-        assert peak_error(reference(audio), peer_output(base, audio)) <= 1e-6
+    assert_reference_is_the_peer(community_config(stems=["a", "b"], depth=2))
 
 
 def test_export_loads_into_the_peer_and_matches(tmp_path):

@@ -10,7 +10,8 @@ import torch
 import yaml
 from community_peers import (
     TOLERANCE,
-    MsstReference,
+    assert_gives_the_peers_output,
+    assert_reference_is_the_peer,
     audio_for,
     bs_roformer,
     msst_reference,
@@ -71,14 +72,7 @@ def test_mel_band_weights_give_the_peers_output(overrides, zero_dc):
     config = mel_config(**overrides, zero_dc=zero_dc)
     reference = peer(config)
     assert isinstance(reference, bs_roformer.MelBandRoformer)
-    model = BSRoformer(config).eval()
-    load_weights(model, from_community_state_dict(reference.state_dict(), config), "peer")
-    audio = audio_for(config)
-    with torch.no_grad():
-        ours = model(audio)
-    theirs = peer_output(reference, audio, zero_dc=zero_dc)
-    assert ours.shape == theirs.shape == (2, len(config.stems), config.channels, audio.shape[-1])
-    assert peak_error(ours, theirs) <= TOLERANCE
+    assert_gives_the_peers_output(config, reference, zero_dc)
 
 
 def test_mask_estimator_depth_counts_hidden_layers_in_the_mel_band_code():
@@ -153,13 +147,7 @@ def test_zfturbo_mel_band_options_give_the_reference_output(overrides):
 
 
 def test_mel_reference_equals_the_peer_without_new_options():
-    config = mel_config(stems=["a", "b"], depth=2)
-    base = peer(config)
-    reference = MsstReference(base).eval()
-    reference.mask_estimators.load_state_dict(base.mask_estimators.state_dict())
-    audio = audio_for(config)
-    with torch.no_grad():
-        assert peak_error(reference(audio), peer_output(base, audio)) <= 1e-6
+    assert_reference_is_the_peer(mel_config(stems=["a", "b"], depth=2))
 
 
 # ---------------------------------------------------------------------------- configs
