@@ -26,6 +26,7 @@ import torch
 from conftest import check_fails
 
 import bsr.check
+from bsr.check.nb01 import _manual_stft
 from bsr.course import BEGIN, EXERCISE, make_student_versions
 
 REPO = Path(__file__).resolve().parents[1]
@@ -347,14 +348,10 @@ def test_unanswered_exercise_says_so():
 
 
 def _stft_by_hand(audio, n_fft, hop, window=None, centre=True):
-    """An STFT from frames and rfft (an answer may not call torch.stft or bsr's STFT)."""
-    x = audio.reshape(-1, 1, audio.shape[-1])
-    if centre:
-        x = torch.nn.functional.pad(x, (n_fft // 2, n_fft // 2), mode="reflect")
+    """An STFT from frames and rfft, as an answer must write it (the check's own builder of
+    slips; it calls neither torch.stft nor bsr's STFT)."""
     window = torch.hann_window(n_fft) if window is None else window
-    frames = x[:, 0].unfold(-1, n_fft, hop) * window  # (signals, frames, n_fft)
-    spec = torch.fft.rfft(frames, dim=-1).transpose(-1, -2)  # (signals, bins, frames)
-    return spec.reshape(*audio.shape[:-1], *spec.shape[-2:])
+    return _manual_stft(audio, n_fft, hop, window, "reflect" if centre else None)
 
 
 def test_stft_by_hand_passes(capsys):

@@ -128,9 +128,9 @@ class _ComplexProducts(TorchFunctionMode):
         return func(*args, **kwargs)
 
 
-def library_name(answer, names: Iterable[str]) -> str | None:
-    """The watched name that ``answer`` itself is (handed in directly), else None."""
-    codes, builtins = targets(names)
+def library_name(answer, codes: dict, builtins: dict) -> str | None:
+    """The watched name that ``answer`` itself is (handed in directly), else None;
+    ``codes`` and ``builtins`` as :func:`targets` gives them."""
     function = inspect.unwrap(getattr(answer, "__func__", answer))
     code = getattr(function, "__code__", None)
     return codes.get(code) if code is not None else builtins.get(id(function))
@@ -145,9 +145,9 @@ def watching(names: Iterable[str], answer=None) -> Iterator[list[str]]:
     starts with its name.
     """
     names = tuple(names)
-    handed_in = library_name(answer, names) if answer is not None else None
-    seen: list[str] = [handed_in] if handed_in else []
     codes, builtins = targets(names)
+    handed_in = library_name(answer, codes, builtins) if answer is not None else None
+    seen: list[str] = [handed_in] if handed_in else []
 
     def profile(frame, event, arg):
         if event == "call":
