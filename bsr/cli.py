@@ -48,16 +48,21 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
-    """Check the environment: versions, ffmpeg, and the accelerator."""
+    """Check the environment: versions, ffmpeg, the accelerator and the course folder."""
+    import shutil
+
     import torch
 
     from bsr.ffmpeg import ensure_ffmpeg
+    from bsr.home import describe
 
-    print(f"bsr {__version__}, torch {torch.__version__}")
+    print(f"bsr {__version__} ({Path(__file__).parent}), torch {torch.__version__}")
     device = "cuda: " + torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu only"
     print(f"device: {device}")
+    for line in describe():
+        print(line)
     ensure_ffmpeg()
-    print("ffmpeg and ffprobe: found")
+    print(f"ffmpeg: {shutil.which('ffmpeg')}, ffprobe: {shutil.which('ffprobe')}")
     return 0
 
 
@@ -261,7 +266,12 @@ def _add_info(sub) -> None:
 
 
 def _add_doctor(sub) -> None:
-    p = sub.add_parser("doctor", help="check that ffmpeg, torch and the device are usable")
+    p = sub.add_parser(
+        "doctor",
+        help="check that ffmpeg, torch and the device are usable; show the course folder",
+        description="Print bsr's and torch's versions, the device, the course folder "
+        "($BSR_HOME, default ~/bsr-course) with what it holds, and where ffmpeg and ffprobe are.",
+    )
     p.set_defaults(func=cmd_doctor)
 
 

@@ -1,6 +1,7 @@
 """The data the course notebooks use, made on first use and reused afterwards.
 
-Every notebook starts with ``practice, examples = ensure_course_data(DATA, SONGS, SECONDS)``:
+Every notebook starts with ``practice, examples = ensure_course_data(DATA, SONGS, SECONDS)``,
+where ``DATA`` is the course folder's ``data/`` (:mod:`bsr.home`, ``$BSR_HOME``):
 
 * ``DATA / "practice"``: a generated practice set in MUSDB18HQ layout
   (:func:`bsr.data.synth.write_practice_set`), ``songs`` songs of ``seconds`` seconds;
@@ -19,6 +20,7 @@ from pathlib import Path
 
 from bsr.data.examples import FALCON, write_examples
 from bsr.data.synth import MANIFEST, write_practice_set
+from bsr.home import course_folder
 
 
 def _practice_settings(folder: Path) -> dict | None:
@@ -29,16 +31,30 @@ def _practice_settings(folder: Path) -> dict | None:
         return None
 
 
+def ensure_examples(root: str | Path | None = None) -> Path:
+    """Make the real examples under ``root / "examples"`` if absent; returns that folder.
+
+    ``root`` defaults to the course folder's ``data/``.
+    """
+    examples = Path(root if root is not None else course_folder("data")) / "examples"
+    if not (examples / "test" / FALCON / "mixture.wav").is_file():
+        write_examples(examples)
+        print(f"made the real examples in {examples}")
+    else:
+        print(f"found the real examples in {examples}")
+    return examples
+
+
 def ensure_course_data(
-    root: str | Path = Path("../data"), songs: int = 4, seconds: float = 10.0, seed: int = 7
+    root: str | Path | None = None, songs: int = 4, seconds: float = 10.0, seed: int = 7
 ) -> tuple[Path, Path]:
     """Make the practice set and the real examples under ``root`` if absent.
 
-    Returns ``(root / "practice", root / "examples")``. Prints one line per data set saying
-    whether it was made or found.
+    ``root`` defaults to the course folder's ``data/``. Returns ``(root / "practice",
+    root / "examples")``. Prints one line per data set saying whether it was made or found.
     """
-    root = Path(root)
-    practice, examples = root / "practice", root / "examples"
+    root = Path(root if root is not None else course_folder("data"))
+    practice = root / "practice"
     old = _practice_settings(practice)
     if old is None:
         write_practice_set(practice, songs=songs, seconds=seconds, seed=seed)
@@ -48,9 +64,4 @@ def ensure_course_data(
             f"found a practice set in {practice}: {old.get('songs')} x {old.get('seconds'):g} s "
             f"songs (seed {old.get('seed')}); delete the folder to make a new one"
         )
-    if not (examples / "test" / FALCON / "mixture.wav").is_file():
-        write_examples(examples)
-        print(f"made the real examples in {examples}")
-    else:
-        print(f"found the real examples in {examples}")
-    return practice, examples
+    return practice, ensure_examples(root)

@@ -66,3 +66,19 @@ def shared_dir() -> Path:
     if not SHARED.is_dir():
         pytest.skip(f"{SHARED} is absent (only the project's own machines have it)")
     return SHARED
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _course_folder(tmp_path_factory):
+    """Every test (and every notebook kernel, which inherits the environment) writes its
+    course data, runs and downloads into a fresh folder, never into the user's ~/bsr-course."""
+    import os
+
+    folder = tmp_path_factory.mktemp("bsr-home")
+    previous = os.environ.get("BSR_HOME")
+    os.environ["BSR_HOME"] = str(folder)
+    yield folder
+    if previous is None:
+        os.environ.pop("BSR_HOME", None)
+    else:
+        os.environ["BSR_HOME"] = previous

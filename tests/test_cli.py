@@ -41,10 +41,20 @@ def test_missing_ffmpeg_is_one_line(tmp_path):
     assert "Traceback" not in result.stderr and result.stderr.strip().count("\n") == 0
 
 
-def test_doctor_finds_ffmpeg():
-    result = run_cli("doctor")
+def test_doctor_finds_ffmpeg_and_shows_the_course_folder(tmp_path):
+    import shutil
+
+    home = tmp_path / "my course"
+    (home / "data" / "practice").mkdir(parents=True)
+    (home / "data" / "practice" / "song.wav").write_bytes(b"x" * 2048)
+    result = run_cli("doctor", env=dict(os.environ, BSR_HOME=str(home)))
     assert result.returncode == 0, result.stderr
-    assert "ffmpeg and ffprobe: found" in result.stdout
+    # the programs' real paths, as the environment resolves them (not a bare "found")
+    assert f"ffmpeg: {shutil.which('ffmpeg')}" in result.stdout
+    assert f"course folder: {home} ($BSR_HOME)" in result.stdout
+    practice = next(line for line in result.stdout.splitlines() if "data/practice/" in line)
+    assert "1 file, " in practice and "generated practice songs" in practice
+    assert "empty" in next(line for line in result.stdout.splitlines() if "separated/" in line)
 
 
 def _commands(parser, path=("bsr",)):

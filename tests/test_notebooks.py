@@ -222,7 +222,8 @@ def _inject(nb, data: Path) -> None:
     if re.search(r"^DATA\s*=", source, re.MULTILINE):
         overrides.append(f"DATA = Path({str(data)!r})")
     if overrides:
-        cell = nbformat.v4.new_code_cell("# injected by tests\n" + "\n".join(overrides))
+        source = "# injected by tests\nfrom pathlib import Path\n\n" + "\n".join(overrides)
+        cell = nbformat.v4.new_code_cell(source)
         cell.metadata["tags"] = ["injected-parameters"]
         nb.cells.insert(index + 1, cell)
 

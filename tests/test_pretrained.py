@@ -443,11 +443,14 @@ def test_registry_missing_key_and_duplicates(tmp_path):
         load_registry(tmp_path / "absent.yaml")
 
 
-def test_cache_dir_follows_bsr_cache(monkeypatch, tmp_path):
+def test_cache_dir_follows_bsr_cache_else_the_course_folder(monkeypatch, tmp_path):
     monkeypatch.setenv("BSR_CACHE", str(tmp_path / "c"))
+    monkeypatch.setenv("BSR_HOME", str(tmp_path / "home"))
     assert cache_dir() == tmp_path / "c"
     monkeypatch.delenv("BSR_CACHE")
-    assert cache_dir() == Path.home() / ".cache" / "bsr"
+    assert cache_dir() == tmp_path / "home" / "downloads"
+    monkeypatch.delenv("BSR_HOME")
+    assert cache_dir() == Path.home() / "bsr-course" / "downloads"
 
 
 def test_list_entries_shows_names_and_cache_state(server, tiny_bsr, cache, tmp_path):

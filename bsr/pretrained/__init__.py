@@ -9,7 +9,7 @@ and checks them. Three functions put the two together::
     model = load_pretrained("viperx-vocals-ep317")
 
 ``require_checksum=True`` refuses entries whose publisher gives no checksum. The cache
-lives in ``$BSR_CACHE`` or ``~/.cache/bsr``, one folder per entry.
+lives in ``$BSR_CACHE`` or the course folder's ``downloads/``, one folder per entry.
 """
 
 from __future__ import annotations

@@ -10,7 +10,8 @@ Downloading is written to be boring and safe:
 * every failure is one line that says what to do, including how to fetch the file by
   hand when there is no network.
 
-The cache lives in ``$BSR_CACHE`` or ``~/.cache/bsr``.
+The cache lives in ``$BSR_CACHE`` or in the course folder's ``downloads/``
+(:mod:`bsr.home`).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import warnings
 from pathlib import Path
 
 from bsr.errors import BsrError
+from bsr.home import course_folder
 
 SHA256 = re.compile(r"[0-9a-f]{64}")
 """A sha256 as 64 lower-case hex digits."""
@@ -37,9 +39,9 @@ class UnverifiedDownload(UserWarning):
 
 
 def cache_dir() -> Path:
-    """Where downloads go: ``$BSR_CACHE`` if set, else ``~/.cache/bsr``."""
+    """Where downloads go: ``$BSR_CACHE`` if set, else the course folder's ``downloads/``."""
     folder = os.environ.get("BSR_CACHE")
-    return Path(folder).expanduser() if folder else Path.home() / ".cache" / "bsr"
+    return Path(folder).expanduser() if folder else course_folder("downloads")
 
 
 def sha256_file(path: Path) -> str:
