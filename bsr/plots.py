@@ -3,6 +3,8 @@
 * :func:`plot_run`: training loss and validation uSDR against steps, from a run's
   ``metrics.jsonl`` (``bsr plot RUN_DIR``).
 * :func:`plot_spectrograms`: mixture, estimate and reference of one stem, side by side.
+* :func:`error_spectrograms`: reference, estimate and error of every stem, one dB scale;
+  :func:`stem_spectrograms`: a mixture and its stems, one dB scale.
 """
 
 from __future__ import annotations
@@ -89,6 +91,53 @@ def plot_spectrograms(
     return Path(out)
 
 
+def _db(audio: np.ndarray, n_fft: int, hop: int) -> np.ndarray:
+    """``(channels, samples)`` -> ``(freqs, frames)`` magnitude in dB, channels averaged."""
+    import torch
+
+    mono = torch.as_tensor(np.asarray(audio, dtype=np.float32))
+    mono = mono.reshape(-1, np.shape(audio)[-1]).mean(0)
+    spec = torch.stft(mono, n_fft, hop, window=torch.hann_window(n_fft), return_complex=True)
+    return 20 * np.log10(spec.abs().numpy() + 1e-10)  # silence: -200 dB, below any scale
+
+
+def _spectrogram_grid(
+    rows: list[list[tuple[str, np.ndarray]]],
+    sample_rate: int,
+    n_fft: int,
+    hop: int,
+    range_db: float,
+    size: tuple[float, float],
+):
+    """Draw ``rows`` of ``(title, dB image)`` panels on one colour scale, log frequency.
+
+    The scale runs from the loudest bin of any panel down ``range_db``; quieter bins,
+    digital silence included, sit at its floor (drawn, not blank). One colour bar for all.
+    """
+    from matplotlib.figure import Figure
+
+    top = max(image.max() for row in rows for _, image in row)
+    columns = max(len(row) for row in rows)
+    fig = Figure(figsize=(size[0] * columns, size[1] * len(rows)), layout="constrained")
+    axes = np.atleast_2d(fig.subplots(len(rows), columns, sharex=True, sharey=True))
+    freqs = np.arange(n_fft // 2 + 1) * sample_rate / n_fft
+    keep = freqs >= 30.0  # a log axis: music lives in the low octaves, which linear hides
+    for row_axes, row in zip(axes, rows):
+        for ax, (title, image) in zip(row_axes, row):
+            times = np.arange(image.shape[1]) * hop / sample_rate
+            shown = ax.pcolormesh(times, freqs[keep], image[keep], shading="auto",
+                                  cmap="magma", vmin=top - range_db, vmax=top)  # fmt: skip
+            ax.set_yscale("log")
+            ax.set_title(title)
+        for ax in row_axes[len(row) :]:
+            ax.set_visible(False)
+        row_axes[0].set_ylabel("frequency (Hz)")
+    for ax in axes[-1]:
+        ax.set_xlabel("time (s)")
+    fig.colorbar(shown, ax=axes, label="dB (one scale for every panel)", shrink=0.8)
+    return fig
+
+
 def error_spectrograms(
     references: dict[str, np.ndarray],
     estimates: dict[str, np.ndarray],
@@ -105,41 +154,31 @@ def error_spectrograms(
     colour bar; silence sits at the bottom of the scale (drawn, not left blank as -inf).
     Returns a matplotlib Figure (no pyplot, so it neither needs nor changes a backend).
     """
-    import torch
-    from matplotlib.figure import Figure
+    rows = []
+    for stem in (s for s in references if s in estimates):
+        reference, estimate = np.asarray(references[stem]), np.asarray(estimates[stem])
+        rows.append([
+            (f"{stem}: reference", _db(reference, n_fft, hop)),
+            (f"{stem}: estimate", _db(estimate, n_fft, hop)),
+            (f"{stem}: error", _db(estimate - reference, n_fft, hop)),
+        ])  # fmt: skip
+    return _spectrogram_grid(rows, sample_rate, n_fft, hop, range_db, size=(4.0, 2.6))
 
-    def db(audio: np.ndarray) -> np.ndarray:  # (channels, samples) -> (freqs, frames) dB
-        mono = (
-            torch.as_tensor(np.asarray(audio, dtype=np.float32))
-            .reshape(-1, np.shape(audio)[-1])
-            .mean(0)
-        )
-        spec = torch.stft(mono, n_fft, hop, window=torch.hann_window(n_fft), return_complex=True)
-        return 20 * np.log10(spec.abs().numpy() + 1e-10)
 
-    stems = [s for s in references if s in estimates]
-    panels = {
-        stem: {
-            "reference": db(references[stem]),
-            "estimate": db(estimates[stem]),
-            "error": db(np.asarray(estimates[stem]) - np.asarray(references[stem])),
-        }
-        for stem in stems
-    }
-    top = max(p.max() for row in panels.values() for p in row.values())
-    fig = Figure(figsize=(12, 2.6 * len(stems)), layout="constrained")
-    axes = np.atleast_2d(fig.subplots(len(stems), 3, sharex=True, sharey=True))
-    freqs = np.arange(n_fft // 2 + 1) * sample_rate / n_fft
-    keep = freqs >= 30.0  # a log axis: music lives in the low octaves, which linear hides
-    for row, stem in zip(axes, stems):
-        for ax, (kind, image) in zip(row, panels[stem].items()):
-            times = np.arange(image.shape[1]) * hop / sample_rate
-            shown = ax.pcolormesh(times, freqs[keep], image[keep], shading="auto",
-                                  cmap="magma", vmin=top - range_db, vmax=top)  # fmt: skip
-            ax.set_yscale("log")
-            ax.set_title(f"{stem}: {kind}")
-        row[0].set_ylabel("frequency (Hz)")
-    for ax in axes[-1]:
-        ax.set_xlabel("time (s)")
-    fig.colorbar(shown, ax=axes, label="dB (one scale for every panel)", shrink=0.8)
-    return fig
+def stem_spectrograms(
+    signals: dict[str, np.ndarray],
+    sample_rate: int,
+    *,
+    columns: int = 3,
+    n_fft: int = 2048,
+    hop: int = 512,
+    range_db: float = 80.0,
+):
+    """Named ``(channels, samples)`` signals (a mixture and its stems) on one dB scale.
+
+    ``columns`` panels a row, log frequency, one colour scale and colour bar as in
+    :func:`error_spectrograms`, so a darker panel really is quieter. Returns a Figure.
+    """
+    panels = [(name, _db(audio, n_fft, hop)) for name, audio in signals.items()]
+    rows = [panels[i : i + columns] for i in range(0, len(panels), columns)]
+    return _spectrogram_grid(rows, sample_rate, n_fft, hop, range_db, size=(4.2, 2.6))

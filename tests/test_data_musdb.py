@@ -248,3 +248,22 @@ def test_missing_ffmpeg_is_a_clear_error(tmp_path, monkeypatch):
         open_db(tmp_path)
     assert "\n" not in str(info.value)
     assert [s.name for s in validate_wav_root(tmp_path)] == ["A - x"]  # needs no ffmpeg
+
+
+def test_true_stems_of_a_song_file(tmp_path, ffmpeg):
+    """A MUSDB18HQ mixture.wav and a .stem.mp4 come with their stems; other files do not."""
+    import stempeg
+
+    written = write_song(tmp_path, "A - x", seed=3)
+    stems = examples.true_stems(tmp_path / "train" / "A - x" / "mixture.wav")
+    assert list(stems) == list(WAV_FILES[1:])
+    for name, audio in stems.items():  # (channels, samples), as bsr.separate returns stems
+        np.testing.assert_array_equal(audio, written[name].T)
+    (tmp_path / "train" / "A - x" / "bass.wav").unlink()  # one stem missing: no references
+    assert examples.true_stems(tmp_path / "train" / "A - x" / "mixture.wav") is None
+    assert examples.true_stems(tmp_path / "train" / "A - x" / "vocals.wav") is None
+    falcon = Path(stempeg.example_stem_path())
+    from_mp4 = examples.true_stems(falcon)
+    streams = examples.decode_stem(falcon)
+    assert list(from_mp4) == list(WAV_FILES[1:])
+    np.testing.assert_array_equal(from_mp4["vocals"], streams["vocals"].T)

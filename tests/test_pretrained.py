@@ -25,6 +25,7 @@ from bsr.checkpoint import export_community, save_model
 from bsr.community import load_zfturbo, zfturbo_config
 from bsr.config import load_config
 from bsr.errors import BsrError
+from bsr.hub import load_model as hub_load_model
 from bsr.model import BSRoformer
 from bsr.pretrained import (
     UnverifiedDownload,
@@ -466,3 +467,16 @@ def test_list_entries_shows_names_and_cache_state(server, tiny_bsr, cache, tmp_p
     assert "kimberleyjensen-mel-vocals  (community mel_band_roformer, no published" in text
     assert "viperx-vocals-ep317  (community bs_roformer, no published checksum" in text
     assert cached_path(find_entry("tiny", registry), cache).is_file()
+
+
+def test_bsr_registry_names_another_registry(server, tiny_bsr, cache, tmp_path, monkeypatch):
+    registry = write_registry(
+        tmp_path,
+        [{"name": "class-model", "url": server.url("tiny.pt"), "sha256": sha256(tiny_bsr)}],
+    )
+    monkeypatch.setenv("BSR_REGISTRY", str(registry))
+    assert [entry.name for entry in load_registry()] == ["class-model"]
+    monkeypatch.setenv("BSR_CACHE", str(cache))
+    separates(hub_load_model("class-model"))  # bsr.load_model finds it there too
+    monkeypatch.delenv("BSR_REGISTRY")
+    assert "class-model" not in [entry.name for entry in load_registry()]

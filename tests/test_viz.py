@@ -137,3 +137,36 @@ def test_band_explorer_falls_back_to_a_figure(monkeypatch):
     assert isinstance(fig, Figure) and len(band_patches(fig)) == 62
     monkeypatch.setitem(sys.modules, "ipywidgets", None)
     assert isinstance(band_explorer(), Figure)
+
+
+# --------------------------------------------------------------------------- song upload
+
+
+def test_upload_keeps_the_name_and_never_replaces_a_file(tmp_path):
+    from bsr.viz.upload import save_upload
+
+    first = save_upload(tmp_path / "uploads", "Café — ünï.mp3", b"one")
+    assert first == tmp_path / "uploads" / "Café — ünï.mp3" and first.read_bytes() == b"one"
+    second = save_upload(tmp_path / "uploads", "Café — ünï.mp3", b"two")
+    assert second.name == "Café — ünï (2).mp3" and second.read_bytes() == b"two"
+    assert first.read_bytes() == b"one"
+    away = save_upload(tmp_path / "uploads", "../../etc/passwd", b"x")  # only the name is kept
+    assert away.parent == tmp_path / "uploads" and away.name == "passwd"
+
+
+def test_upload_widget_saves_the_chosen_file(tmp_path):
+    import datetime
+
+    from bsr.viz.upload import NO_FRONT_END, song_upload
+
+    picker = song_upload(tmp_path, interactive=True)
+    assert picker.path is None
+    button, status = picker.children
+    chosen = {"name": "my song.m4a", "type": "audio/mp4", "size": 3}
+    chosen["last_modified"] = datetime.datetime.now(datetime.timezone.utc)
+    button.value = ({**chosen, "content": memoryview(b"abc")},)
+    assert picker.path == tmp_path / "my song.m4a" and picker.path.read_bytes() == b"abc"
+    assert str(picker.path) in status.value
+    assert picker._repr_mimebundle_()["text/plain"] == NO_FRONT_END  # no widget front end
+    static = song_upload(tmp_path, interactive=False)
+    assert static.path is None and static._repr_mimebundle_() == {"text/plain": NO_FRONT_END}

@@ -72,6 +72,29 @@ def decode_stem(path: Path) -> dict[str, np.ndarray]:
     return dict(zip(STREAM_ORDER, streams, strict=True))
 
 
+def true_stems(path: str | Path) -> dict[str, np.ndarray] | None:
+    """The true stems that come with a song file, ``{stem: (channels, samples)}``, or None.
+
+    * ``.../<track>/mixture.wav`` with ``vocals.wav``, ``drums.wav``, ``bass.wav`` and
+      ``other.wav`` beside it (MUSDB18HQ, or ``bsr data example``'s output);
+    * a MUSDB18 ``.stem.mp4``: its streams 1-4 (stream 0 is the mixture).
+
+    Any other song has no references, so it cannot be scored: None.
+    """
+    path = Path(path)
+    if path.name.endswith(".stem.mp4"):
+        streams = decode_stem(path)
+        return {name: np.ascontiguousarray(streams[name].T) for name in WAV_FILES[1:]}
+    folder = path.parent
+    if path.name != "mixture.wav" or not all((folder / f"{s}.wav").is_file() for s in WAV_FILES):
+        return None
+    stems = {}
+    for name in WAV_FILES[1:]:
+        audio, _ = sf.read(folder / f"{name}.wav", dtype="float32", always_2d=True)
+        stems[name] = np.ascontiguousarray(audio.T)
+    return stems
+
+
 def write_song(audio: dict[str, np.ndarray], folder: Path) -> list[Path]:
     """Write ``mixture.wav`` and the four stems (float32 wav) into ``folder``."""
     folder.mkdir(parents=True, exist_ok=True)
