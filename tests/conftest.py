@@ -82,3 +82,6 @@ def _course_folder(tmp_path_factory):
         os.environ.pop("BSR_HOME", None)
     else:
         os.environ["BSR_HOME"] = previous
+
+
+from notebook_tools import course_data, executed  # noqa: E402, F401  (shared by test modules)

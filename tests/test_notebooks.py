@@ -17,23 +17,19 @@ from __future__ import annotations
 
 import base64
 import re
-import time
 from pathlib import Path
 
-import nbformat
 import pytest
 import torch
 from conftest import check_fails
+from notebook_tools import NOTEBOOKS, _code, _execute, _inject, _mimetypes, _read, _text
 
 import bsr.check
 from bsr.check.nb01 import _manual_stft
 from bsr.course import BEGIN, EXERCISE, make_student_versions
 
-REPO = Path(__file__).resolve().parents[1]
-NOTEBOOKS = REPO / "notebooks"
 PATHS = sorted(NOTEBOOKS.glob("*.ipynb"))
 CHECK_CALL = re.compile(r"""exercise\(\s*["'](\d\d\.\d+)["']""")
-CELL_TIMEOUT = 600  # seconds per cell
 
 needs_notebooks = pytest.mark.skipif(not PATHS, reason="no notebooks in notebooks/")
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
@@ -48,14 +44,6 @@ WIDGET_NOTEBOOKS = [
         "08_attention_explorer.ipynb",
     )
 ]
-
-
-def _read(path: Path):
-    return nbformat.read(path, as_version=4)
-
-
-def _code(nb) -> list:
-    return [cell for cell in nb.cells if cell.cell_type == "code"]
 
 
 def _number(path: Path) -> int:
@@ -206,74 +194,6 @@ def test_a_prediction_and_an_open_experiment(path):
 
 
 # --------------------------------------------------------------------------- execution
-
-
-@pytest.fixture(scope="session")
-def course_data(tmp_path_factory) -> Path:
-    """One data folder for every executed notebook (made by the first one that runs)."""
-    return tmp_path_factory.mktemp("course-data")
-
-
-def _inject(nb, data: Path) -> None:
-    """Papermill-style: after the parameters cell, override the parameters a test must set."""
-    index = next(i for i, c in enumerate(nb.cells) if "parameters" in c.metadata.get("tags", []))
-    source = nb.cells[index].source
-    overrides = []
-    if re.search(r"^DATA\s*=", source, re.MULTILINE):
-        overrides.append(f"DATA = Path({str(data)!r})")
-    if overrides:
-        source = "# injected by tests\nfrom pathlib import Path\n\n" + "\n".join(overrides)
-        cell = nbformat.v4.new_code_cell(source)
-        cell.metadata["tags"] = ["injected-parameters"]
-        nb.cells.insert(index + 1, cell)
-
-
-def _execute(nb, cwd: Path, allow_errors: bool = False) -> float:
-    from nbclient import NotebookClient
-
-    client = NotebookClient(
-        nb,
-        timeout=CELL_TIMEOUT,
-        kernel_name="python3",
-        allow_errors=allow_errors,
-        resources={"metadata": {"path": str(cwd)}},
-    )
-    started = time.perf_counter()
-    client.execute()
-    return time.perf_counter() - started
-
-
-def _mimetypes(cell) -> set[str]:
-    """The MIME types of a code cell's rich outputs (display data and execute results)."""
-    return {kind for output in cell.get("outputs", []) for kind in output.get("data", {})}
-
-
-def _text(cell) -> str:
-    parts = []
-    for output in cell.get("outputs", []):
-        if output.output_type == "stream":
-            parts.append(output.text)
-        elif output.output_type == "error":
-            parts.append(f"{output.ename}: {output.evalue}")
-    return "\n".join(parts)
-
-
-@pytest.fixture(scope="session")
-def executed(course_data):
-    """``executed(path) -> (notebook with outputs, seconds)``: each notebook runs once a session.
-
-    The tests that read a notebook's outputs share its one run instead of each paying for it.
-    """
-    runs: dict[Path, tuple] = {}
-
-    def run(path: Path) -> tuple:
-        if path not in runs:
-            nb = _read(path)
-            _inject(nb, course_data)
-            runs[path] = nb, _execute(nb, NOTEBOOKS)
-        return runs[path]
-
-    return run
 
 
 @pytest.mark.notebooks
