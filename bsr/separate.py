@@ -9,7 +9,9 @@ border. Padding by one window overlap at both ends gives every sample the same n
 windows, edges included.
 
 ``separate(audio, sample_rate, model)`` handles any sample rate (resampled to the model's
-and back), mono or stereo input, and returns one array per stem, shaped like the input.
+and back) and any channel count (mono, stereo, 5.1, ...: see :func:`channel_groups`), and
+returns one array per stem, shaped like the input. Files are read by :mod:`bsr.audio`
+(``read_audio`` is importable from here too).
 A model loaded with a community YAML brings its own windows (``model.separation_defaults``:
 ``audio.chunk_size`` every ``chunk_size // inference.num_overlap`` samples), the length it
 was trained on; those replace the 8 s / 4 s default unless you give others.
@@ -22,8 +24,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
+from bsr.audio import check_audio, probe_audio, read_audio, write_stems  # read_audio: re-export
 from bsr.errors import BsrError
 
 WINDOW_SHAPES = ("hann", "triangle", "rectangle")
@@ -50,63 +52,93 @@ def separate_tensor(
     shape: str = "hann",
     batch_size: int = 4,
     progress=None,
+    out: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """``(channels, samples)`` at the model's rate -> ``(stems, channels, samples)``.
 
-    Input no longer than one window is separated in a single pass.
+    Input no longer than one window is separated in a single pass. Memory: the output,
+    one weight sum ``(samples,)`` and one batch of windows; the padding at both ends is
+    never materialised (a window reaching past the song is zero-filled as it is cut).
+    ``out``, zeros of the result's shape (possibly a view into a larger tensor), receives
+    the result in place.
     """
     device = next(model.parameters()).device
     channels, length = audio.shape
     if length <= window:
-        out = model(audio[None].to(device)).float().cpu()[0]
+        estimate = model(audio[None].to(device)).float().cpu()[0]
         if progress is not None:
             progress(length)
-        return out
+        return estimate if out is None else out.copy_(estimate)
     if not 0 < hop <= window:
         raise BsrError(f"hop ({hop} samples) must be between 1 and the window ({window})")
-    pad = window - hop
+    pad = window - hop  # the song sits at [pad, pad + length) of the padded signal
     steps = math.ceil((length + pad) / hop)  # windows needed to cover the padded signal
-    total = (steps - 1) * hop + window
-    padded = F.pad(audio, (pad, total - length - pad))
+    starts = [step * hop - pad for step in range(steps)]  # window starts in song samples
     weights = chunk_weights(window, shape)
-    stems = len(model.stems)
-    out = torch.zeros(stems, channels, total)
-    norm = torch.zeros(total)
-    starts = list(range(0, total - window + 1, hop))
+    if out is None:
+        out = torch.zeros(len(model.stems), channels, length)
+    norm = torch.zeros(length)
     done = 0  # input samples reported to ``progress`` so far
-    for i in range(0, len(starts), batch_size):
+    for i in range(0, steps, batch_size):
         group = starts[i : i + batch_size]
-        chunks = torch.stack([padded[:, s : s + window] for s in group]).to(device)
-        estimates = model(chunks).float().cpu()  # (batch, stems, channels, window)
+        chunks = torch.zeros(len(group), channels, window)
+        for chunk, s in zip(chunks, group):
+            a, b = max(s, 0), min(s + window, length)
+            chunk[:, a - s : b - s] = audio[:, a:b]
+        estimates = model(chunks.to(device)).float().cpu()  # (batch, stems, channels, window)
         for s, estimate in zip(group, estimates):
-            out[..., s : s + window] += estimate * weights
-            norm[s : s + window] += weights
-        reached = min(max(group[-1] + window - pad, 0), length)  # input covered so far
+            a, b = max(s, 0), min(s + window, length)
+            out[..., a:b] += estimate[..., a - s : b - s] * weights[a - s : b - s]
+            norm[a:b] += weights[a - s : b - s]
+        reached = min(max(group[-1] + window, 0), length)  # input covered so far
         if progress is not None and reached > done:
             progress(reached - done)
         done = max(done, reached)
-    return (out / norm)[..., pad : pad + length]
+    return out.div_(norm)
+
+
+MAX_CHANNELS = 64
+"""More channels than this in a 2-D array is taken for a mistake (a spectrogram, a batch)."""
 
 
 def as_channels_first(audio, channels_hint: int | None = None) -> np.ndarray:
     """Accept ``(samples,)``, ``(channels, samples)`` or ``(samples, channels)``; return
-    float32 ``(channels, samples)``."""
+    float32 ``(channels, samples)`` (no copy when it already is).
+
+    The shorter axis is the channels (a song has more samples than channels), unless
+    ``channels_hint`` names the channel count.
+    """
     array = np.asarray(audio, dtype=np.float32)
     if array.ndim == 1:
         array = array[None]
-    elif array.ndim == 2 and array.shape[1] <= 8 < array.shape[0]:
-        array = array.T  # (samples, channels), as soundfile returns it
-    if array.ndim != 2 or array.shape[0] > 8:
-        raise BsrError(f"audio of shape {np.shape(audio)} is not (channels, samples)")
+    elif array.ndim == 2:
+        rows, cols = array.shape
+        if channels_hint is not None:
+            if cols == channels_hint != rows:
+                array = array.T
+        elif 0 < cols < rows:
+            array = array.T  # (samples, channels), as soundfile returns it
+    if array.ndim != 2 or array.shape[0] > MAX_CHANNELS:
+        raise BsrError(
+            f"audio of shape {np.shape(audio)} is not (channels, samples) with at most "
+            f"{MAX_CHANNELS} channels: give (channels, samples) or (samples,)"
+        )
     return np.ascontiguousarray(array)
 
 
-def check_audio(audio: np.ndarray, name: str = "audio") -> None:
-    """Refuse empty or non-finite audio with a one-line error; silence is fine."""
-    if audio.shape[-1] == 0:
-        raise BsrError(f"{name} is empty (0 samples): give a file with audio in it")
-    if not np.isfinite(audio).all():
-        raise BsrError(f"{name} contains NaN or infinite samples: repair or re-export the file")
+def channel_groups(channels: int, model_channels: int) -> list[list[int]]:
+    """The input channels of each model pass: consecutive groups of ``model_channels``.
+
+    A shorter last group repeats its channels to fill the model's (a mono song through a
+    stereo model: the one channel twice); their estimates are averaged back.
+    ``channel_groups(6, 2) == [[0, 1], [2, 3], [4, 5]]``,
+    ``channel_groups(3, 2) == [[0, 1], [2, 2]]``, ``channel_groups(2, 1) == [[0], [1]]``.
+    """
+    groups = []
+    for first in range(0, channels, model_channels):
+        group = list(range(first, min(first + model_channels, channels)))
+        groups.append([group[i % len(group)] for i in range(model_channels)])
+    return groups
 
 
 DEFAULT_WINDOW_SECONDS, DEFAULT_HOP_SECONDS = 8.0, 4.0  # the paper's
@@ -154,10 +186,15 @@ def separate(
 ) -> dict[str, np.ndarray]:
     """Separate one song; returns ``{stem: (channels, samples)}`` at ``sample_rate``.
 
-    ``audio`` is ``(channels, samples)`` or ``(samples,)``; a mono song through a stereo
-    model is duplicated into both channels and averaged back; a stereo song through a mono
-    model is separated one channel at a time. ``window_seconds`` / ``hop_seconds``
-    default to the model's own windows (see :func:`window_and_hop`).
+    ``audio`` is ``(channels, samples)``, ``(samples, channels)`` or ``(samples,)``, with
+    any number of channels: they go through the model in groups of its channel count
+    (:func:`channel_groups`: a 6-channel 5.1 song through a stereo model as the pairs
+    (0, 1), (2, 3), (4, 5); a mono song, or a last odd channel, duplicated into both and
+    averaged back; a stereo song through a mono model one channel at a time).
+    ``window_seconds`` / ``hop_seconds`` default to the model's own windows (see
+    :func:`window_and_hop`). Memory: the input, the stems (returned as views of one
+    ``(stems, channels, samples)`` array when no resampling is needed), a weight sum and
+    one batch of windows.
     """
     audio = as_channels_first(audio)
     check_audio(audio)
@@ -166,37 +203,20 @@ def separate(
     if sample_rate <= 0:
         raise BsrError(f"sample rate must be positive, got {sample_rate}")
     model_rate = model.config.sample_rate
-    channels = audio.shape[0]
+    check_long_enough(audio.shape[-1], sample_rate, model)
     x = audio
     if sample_rate != model_rate:
         import librosa
 
         x = librosa.resample(x, orig_sr=sample_rate, target_sr=model_rate, axis=-1)
-    shortest = model.config.n_fft // 2 + 1  # the STFT's centre padding needs this much
-    if x.shape[-1] < shortest:
-        raise BsrError(
-            f"the audio is {audio.shape[-1]} samples ({1000 * audio.shape[-1] / sample_rate:.1f}"
-            f" ms) long; the model's STFT needs at least {shortest} samples at "
-            f"{model_rate} Hz ({1000 * shortest / model_rate:.1f} ms): give a longer file"
-        )
     x = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
-    model_channels = model.channels
-    if channels == model_channels:
-        inputs = [x]
-    elif channels == 1:  # mono song, stereo model
-        inputs = [x.expand(model_channels, -1)]
-    elif model_channels == 1:  # stereo song, mono model: one channel at a time
-        inputs = [x[c : c + 1] for c in range(channels)]
-    else:
-        raise BsrError(
-            f"cannot separate {channels}-channel audio with a {model_channels}-channel model"
-        )
     window_len, hop_len = window_and_hop(model, window_seconds, hop_seconds)
+    groups = channel_groups(audio.shape[0], model.channels)
     bar = None
     if progress:
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=round(x.shape[-1] * len(inputs) / model_rate, 1), unit="s audio")
+        bar = tqdm(total=round(x.shape[-1] * len(groups) / model_rate, 1), unit="s audio")
     sent = 0  # samples reported; the bar moves by the rounded total, so it never overshoots
 
     def update(n: int) -> None:
@@ -204,21 +224,17 @@ def separate(
         sent += n
         bar.update(round(sent / model_rate, 1) - bar.n)
 
-    progress_fn = update if bar is not None else None
     was_training = model.training
     model.eval()
     try:
-        parts = [
-            separate_tensor(model, part, window_len, hop_len, window, batch_size, progress_fn)
-            for part in inputs
-        ]
+        out = torch.zeros(len(model.stems), *x.shape)  # (stems, channels, samples)
+        for group in groups:
+            _separate_group(model, x, group, out, window_len, hop_len, window, batch_size,
+                            update if bar is not None else None)  # fmt: skip
     finally:
         model.train(was_training)
         if bar is not None:
             bar.close()
-    out = torch.cat(parts, dim=1) if len(parts) > 1 else parts[0]  # (stems, C', samples)
-    if channels == 1 and model_channels > 1:
-        out = out.mean(dim=1, keepdim=True)
     result = {}
     for name, estimate in zip(model.stems, out.numpy()):
         if sample_rate != model_rate:
@@ -228,8 +244,37 @@ def separate(
                 estimate, orig_sr=model_rate, target_sr=sample_rate, axis=-1
             )
             estimate = fit_length(estimate, audio.shape[-1])
-        result[name] = estimate.astype(np.float32)
+        result[name] = estimate.astype(np.float32, copy=False)
     return result
+
+
+def _separate_group(model, x: torch.Tensor, group: list[int], out: torch.Tensor, *options) -> None:
+    """Separate the channels ``group`` of ``x`` ``(channels, samples)`` into ``out``
+    ``(stems, channels, samples)``; a channel listed twice gets the mean of its estimates."""
+    first = group[0]
+    if group == list(range(first, first + len(group))):  # distinct: straight into out
+        separate_tensor(model, x[first : first + len(group)], *options,
+                        out=out[:, first : first + len(group)])  # fmt: skip
+        return
+    unique = sorted(set(group))
+    part = x[first : first + 1].expand(len(group), -1) if len(unique) == 1 else x[group]
+    estimate = separate_tensor(model, part, *options)  # (stems, len(group), samples)
+    for channel in unique:
+        copies = [i for i, c in enumerate(group) if c == channel]
+        out[:, channel] = estimate[:, copies].mean(dim=1)
+
+
+def check_long_enough(samples: int, sample_rate: int, model: torch.nn.Module) -> None:
+    """Refuse audio shorter than the model's STFT needs once resampled to its rate."""
+    model_rate = model.config.sample_rate
+    resampled = math.ceil(samples * model_rate / sample_rate)  # librosa.resample's length
+    shortest = model.config.n_fft // 2 + 1  # the STFT's centre padding needs this much
+    if resampled < shortest:
+        raise BsrError(
+            f"the audio is {samples} samples ({1000 * samples / sample_rate:.1f}"
+            f" ms) long; the model's STFT needs at least {shortest} samples at "
+            f"{model_rate} Hz ({1000 * shortest / model_rate:.1f} ms): give a longer file"
+        )
 
 
 def fit_length(audio: np.ndarray, length: int) -> np.ndarray:
@@ -237,27 +282,6 @@ def fit_length(audio: np.ndarray, length: int) -> np.ndarray:
     if audio.shape[-1] >= length:
         return audio[..., :length]
     return np.pad(audio, [(0, 0)] * (audio.ndim - 1) + [(0, length - audio.shape[-1])])
-
-
-def read_audio(path: str | Path) -> tuple[np.ndarray, int]:
-    """``(channels, samples)`` float32 and the sample rate, with one-line errors."""
-    import soundfile as sf
-
-    path = Path(path)
-    if path.is_dir():
-        raise BsrError(f"{path} is a directory: give audio files (wav, flac, ogg, mp3)")
-    if not path.is_file():
-        raise BsrError(f"{path} not found: check the path")
-    try:
-        data, rate = sf.read(path, dtype="float32", always_2d=True)
-    except Exception as error:  # libsndfile reports damage in several ways
-        reason = str(error).splitlines()[0][:100]
-        raise BsrError(
-            f"cannot read {path} as audio ({reason}): give a wav, flac, ogg or mp3 file"
-        ) from None
-    audio = np.ascontiguousarray(data.T)
-    check_audio(audio, str(path))
-    return audio, rate
 
 
 def output_folder(path: str | Path, out: str | Path) -> Path:
@@ -284,10 +308,11 @@ def separate_files(
     """Separate each file into ``output_folder(file, out)/<stem>.wav``.
 
     Everything is checked before anything is written: two inputs that would share a
-    folder, and stems that exist already (replaced only with ``force``).
+    folder, stems that exist already (replaced only with ``force``; an input file never),
+    and every file's header (:func:`bsr.audio.probe_audio`: not audio, damaged, empty,
+    too short). The songs are then decoded and separated one at a time, so memory holds
+    one song, not all of them.
     """
-    import soundfile as sf
-
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise BsrError(f"--out {out} is a file: give a folder")
@@ -300,26 +325,30 @@ def separate_files(
                 "into different --out folders, or rename one"
             )
         seen[folder] = path
+    inputs = {path.resolve() for path, _ in songs}
     for _, folder in songs:
-        clash = [folder / f"{s}.wav" for s in model.stems if (folder / f"{s}.wav").exists()]
+        targets = [folder / f"{stem}.wav" for stem in model.stems]
+        mine = [t for t in targets if t.resolve() in inputs]
+        if mine:
+            raise BsrError(f"{mine[0]} is one of the inputs: give another --out")
+        clash = [t for t in targets if t.exists()]
         if clash and not force:
             raise BsrError(
                 f"{clash[0]} already exists: pass --force to overwrite, or another --out"
             )
+    for path, _ in songs:
+        info = probe_audio(path)
+        if info.frames == 0:
+            raise BsrError(f"{path} is empty (0 samples): give a file with audio in it")
+        if info.frames is not None and info.reader == "soundfile":  # exact lengths only
+            check_long_enough(info.frames, info.sample_rate, model)
     written = []
     for path, folder in songs:
         audio, rate = read_audio(path)
         stems = separate(audio, rate, model, **options)
-        try:
-            folder.mkdir(parents=True, exist_ok=True)
-        except OSError as error:
-            raise BsrError(
-                f"cannot create {folder} ({error.strerror}): choose another --out"
-            ) from None
-        for name, estimate in stems.items():
-            target = folder / f"{name}.wav"
-            sf.write(target, estimate.T, rate, subtype="FLOAT")
-            written.append(target)
+        del audio  # not needed while the stems are written
+        written += write_stems(stems, rate, folder, force=True)  # clashes checked above
+        del stems
     return written
 
 
@@ -337,18 +366,13 @@ def separate_folder(
     The output has the layout ``bsr evaluate --estimates OUT --data DATA --subset SUBSET``
     reads. With ``progress``, one line per song as it is done. Returns the song names.
     """
-    import soundfile as sf
-
     songs = sorted(p for p in (Path(data) / subset).iterdir() if p.is_dir())
     if not songs:
         raise BsrError(f"no song folders in {Path(data) / subset}: give a MUSDB18HQ-layout folder")
     for number, song in enumerate(songs, 1):
         audio, rate = read_audio(song / "mixture.wav")
         stems = separate(audio, rate, model, **options)
-        folder = Path(out) / subset / song.name
-        folder.mkdir(parents=True, exist_ok=True)
-        for stem, estimate in stems.items():
-            sf.write(folder / f"{stem}.wav", estimate.T, rate, subtype="FLOAT")
+        write_stems(stems, rate, Path(out) / subset / song.name, force=True)
         if progress:
             print(f"  separated {number}/{len(songs)}: {subset}/{song.name}", flush=True)
     return [song.name for song in songs]

@@ -10,6 +10,7 @@ import argparse
 import dataclasses
 from unittest import mock
 
+import numpy as np
 import pytest
 import torch
 from torch.utils.flop_counter import FlopCounterMode
@@ -180,6 +181,49 @@ def test_bench_separate_short_track():
     assert "RTF" in table.format() and "machine:" in table.format()
 
 
+def test_bench_separate_several_lengths_one_row_each_in_fresh_processes():
+    table = bench_separate(
+        "tiny", minutes=[0.02, 0.04], device="cpu", window_seconds=0.5, hop_seconds=0.25,
+        batch_size=2,
+    )  # fmt: skip
+    assert [row["track"] for row in table.rows] == ["0.02 min stereo", "0.04 min stereo"]
+    assert [row["windows"] for row in table.rows] == [6, 11]  # ceil((len + 0.25 s) / 0.25 s)
+    for row, minutes in zip(table.rows, (0.02, 0.04)):
+        assert row["seconds"] > 0 and row["RTF"] == pytest.approx(1 / row["x real time"])
+        assert row["s / audio min"] == pytest.approx(row["seconds"] / minutes, rel=1e-3)
+        assert 100 < row["start MiB"] <= row["peak MiB"] < 4000  # a Python process with torch
+    text = table.format()
+    assert text.count(" min stereo |") == 2 and "each length in a fresh process" in text
+    assert "time per audio minute" in table.notes[-1] and "MiB per audio minute" in text
+
+
+def test_bench_separate_cli_takes_lengths_and_a_trained_model(capsys):
+    args = bench_cli().parse_args(
+        "bench separate --model course --minutes 0.03 --batch-size 1 --device cpu".split()
+    )
+    assert args.minutes == [0.03] and args.model == "course"
+    assert args.func(args) == 0
+    out = capsys.readouterr().out
+    assert "bsr bench separate: course" in out and "trained weights" in out
+    assert "windows 2 s every 1 s" in out  # the course model's own windows, as bsr separate
+    assert out.count(" min stereo |") == 1
+
+
+def test_cpu_peak_memory_sees_a_big_allocation_and_forgets_it_after_a_reset():
+    from bsr.bench.common import MIB, PeakMemory, resident_bytes
+
+    memory = PeakMemory(torch.device("cpu"))
+    if not memory.resettable:
+        pytest.skip("this kernel does not let a process reset its peak RSS (clear_refs)")
+    before = resident_bytes()
+    memory.start()
+    block = np.ones(256 * MIB // 4, np.float32)  # 256 MiB, every page touched
+    del block
+    assert memory.stop() - before >= 250 * MIB
+    memory.start()
+    assert memory.stop() - resident_bytes() < 20 * MIB  # the reset forgot the block
+
+
 def test_bench_data_tiny():
     table = bench_data(songs=1, song_seconds=1.0, segment_seconds=0.5, items=2)
     assert [row["items"] for row in table.rows] == [1, 2, 2]
@@ -224,6 +268,10 @@ def test_bad_other_arguments():
         bench_separate("tiny", minutes=0.01, device="cpu", precision="fp16")
     with pytest.raises(BsrError, match="--hop"):
         bench_separate("tiny", minutes=0.01, device="cpu", window_seconds=1, hop_seconds=2)
+    with pytest.raises(BsrError, match="--minutes must be positive"):
+        bench_separate("tiny", minutes=[1, 0], device="cpu")
+    with pytest.raises(BsrError, match="at least one length"):
+        bench_separate("tiny", minutes=[], device="cpu")
     with pytest.raises(BsrError, match="segment"):
         bench_data(songs=1, song_seconds=1.0, segment_seconds=2.0)
     with pytest.raises(BsrError, match="targets"):
@@ -267,7 +315,9 @@ def test_cli_arguments_and_defaults():
     assert args.stft_loss is True
     args = parser.parse_args(["bench", "model", "--compare", "lucidrains", "--no-stft-loss"])
     assert (args.compare, args.stft_loss) == ("lucidrains", False)
-    assert parser.parse_args(["bench", "separate"]).minutes == 3.0
+    args = parser.parse_args(["bench", "separate"])
+    assert (args.minutes, args.model, args.window, args.hop) == ([3.0], None, None, None)
+    assert parser.parse_args(["bench", "separate", "--minutes", "1", "2"]).minutes == [1.0, 2.0]
     for action in ("data", "eval"):
         assert callable(parser.parse_args(["bench", action]).func)
     with pytest.raises(SystemExit):

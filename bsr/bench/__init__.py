@@ -2,6 +2,7 @@
 
     bsr bench model --preset small --batch 4 --seconds 3 [--compare lucidrains]
     bsr bench separate --preset small --minutes 3
+    bsr bench separate --model course --minutes 1 2 5 10   # one row per length
     bsr bench data
     bsr bench eval
     bsr bench memory --presets paper-l6 paper-l12

@@ -36,6 +36,7 @@ def cmd_bench_separate(args: argparse.Namespace) -> int:
     set_threads(args.threads)
     table = bench_separate(
         args.preset,
+        model=args.model,
         minutes=args.minutes,
         device=args.device,
         batch_size=args.batch_size,
@@ -123,13 +124,29 @@ def _add_model(actions) -> None:
 
 
 def _add_separate(actions) -> None:
-    p = actions.add_parser("separate", help="real-time factor of separating a track")
-    p.add_argument("--preset", default="small", help="preset name or YAML config")
-    p.add_argument("--minutes", type=float, default=3.0, help="track length")
+    p = actions.add_parser(
+        "separate", help="real-time factor and memory of separating tracks of given lengths"
+    )
+    p.add_argument("--preset", default="small", help="preset name or YAML config (random weights)")
+    p.add_argument(
+        "--model", default=None,
+        help="a trained model instead: course, a checkpoint file or a `bsr pretrained` name "
+        "(default: none, the preset with random weights)",
+    )  # fmt: skip
+    p.add_argument(
+        "--minutes", type=float, nargs="+", default=[3.0],
+        help="track lengths; several (e.g. 1 2 5 10) are each measured in a fresh process "
+        "(default: 3)",
+    )  # fmt: skip
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: GPU if present)")
     p.add_argument("--batch-size", type=int, default=4, help="windows per forward pass")
-    p.add_argument("--window", type=float, default=8.0, help="window length in seconds")
-    p.add_argument("--hop", type=float, default=4.0, help="seconds between windows")
+    p.add_argument(
+        "--window", type=float, default=None,
+        help="window length in seconds (default: the model's, as bsr separate; 8 for a preset)",
+    )  # fmt: skip
+    p.add_argument(
+        "--hop", type=float, default=None, help="seconds between windows (default: the model's)"
+    )
     p.add_argument("--precision", default="fp32", choices=PRECISIONS, help="autocast precision")
     p.add_argument("--repeats", type=int, default=1, help="runs (median reported)")
     p.add_argument(

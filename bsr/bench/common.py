@@ -233,6 +233,11 @@ def _read_status(key: str) -> int | None:
     return None
 
 
+def resident_bytes() -> int:
+    """The process's resident memory now (Linux ``VmRSS``), 0 where unknown."""
+    return _read_status("VmRSS") or 0
+
+
 def _reset_rss_peak() -> bool:
     """Reset the process's peak RSS to its current RSS (Linux >= 4.0); False if refused."""
     try:
