@@ -114,11 +114,11 @@ def _spectrogram_grid(
     The scale runs from the loudest bin of any panel down ``range_db``; quieter bins,
     digital silence included, sit at its floor (drawn, not blank). One colour bar for all.
     """
-    from matplotlib.figure import Figure
+    from bsr.viz.static import ShownFigure  # a Figure that shows itself in Jupyter
 
     top = max(image.max() for row in rows for _, image in row)
     columns = max(len(row) for row in rows)
-    fig = Figure(figsize=(size[0] * columns, size[1] * len(rows)), layout="constrained")
+    fig = ShownFigure(figsize=(size[0] * columns, size[1] * len(rows)), layout="constrained")
     axes = np.atleast_2d(fig.subplots(len(rows), columns, sharex=True, sharey=True))
     freqs = np.arange(n_fft // 2 + 1) * sample_rate / n_fft
     keep = freqs >= 30.0  # a log axis: music lives in the low octaves, which linear hides

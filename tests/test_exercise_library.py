@@ -22,6 +22,7 @@ from conftest import check_fails
 
 import bsr.check
 from bsr.attention import explicit_attention
+from bsr.audio import excerpt
 from bsr.band_split import BandSplit
 from bsr.bands import paper_band_sizes
 from bsr.check.nb01 import _manual_stft
@@ -96,6 +97,7 @@ LIBRARY_ANSWERS = {
     "07.2": usdr,
     "08.1": lambda model, audio, layer: record_attention(model, audio, layer),
     "08.2": mean_attention_distance,
+    "09.1": excerpt,
 }
 
 # The same exercises answered with the other library route a learner might find.
@@ -119,6 +121,7 @@ NO_LIBRARY = {
     "01.2": "ideal ratio masks of given stem spectrograms: the library's oracles start from audio",
     "01.3": "ideal binary masks of given stem spectrograms: the library's oracles start from audio",
     "01.4": "the complex ratio mask S / X: the library has no such oracle (it was removed)",
+    "09.2": "karaoke, mixture - vocals: one subtraction, no library function to call",
 }
 
 

@@ -48,6 +48,13 @@ def test_the_model_imports_only_the_model(name):
 
 @pytest.mark.parametrize("path", sorted((BSR / "data").rglob("*.py")), ids=lambda p: p.name)
 def test_data_imports_nothing_of_the_model(path):
-    allowed = ("bsr.data", "bsr.errors", "bsr.ffmpeg")
+    allowed = ("bsr.data", "bsr.errors", "bsr.ffmpeg", "bsr.audio", "bsr.home")
     stray = {m for m in bsr_imports(path) if not m.startswith(allowed)}
     assert not stray, f"{path} imports {sorted(stray)}: data must not depend on the model"
+
+
+@pytest.mark.parametrize("name", ["audio", "home", "ffmpeg", "errors"])
+def test_what_data_may_import_stands_alone(name):
+    """The modules bsr.data may use read files and folders; they know nothing else of bsr."""
+    stray = bsr_imports(BSR / f"{name}.py") - {"bsr.errors", "bsr.ffmpeg"}
+    assert not stray, f"bsr/{name}.py imports {sorted(stray)}"

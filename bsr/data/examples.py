@@ -77,14 +77,20 @@ def true_stems(path: str | Path) -> dict[str, np.ndarray] | None:
 
     * ``.../<track>/mixture.wav`` with ``vocals.wav``, ``drums.wav``, ``bass.wav`` and
       ``other.wav`` beside it (MUSDB18HQ, or ``bsr data example``'s output);
-    * a MUSDB18 ``.stem.mp4``: its streams 1-4 (stream 0 is the mixture).
+    * a MUSDB18 ``.stem.mp4``: its streams 1-4 (stream 0 is the mixture), as long as
+      :func:`bsr.audio.read_audio` reads the mixture, sample for sample.
 
     Any other song has no references, so it cannot be scored: None.
     """
     path = Path(path)
     if path.name.endswith(".stem.mp4"):
+        from bsr.audio import probe_audio
+
         streams = decode_stem(path)
-        return {name: np.ascontiguousarray(streams[name].T) for name in WAV_FILES[1:]}
+        # stempeg keeps the AAC decoder's padding at the end; bsr.audio.read_audio (the
+        # mixture) stops at the length the container declares: cut the stems to it too.
+        frames = probe_audio(path).frames or len(streams["mixture"])
+        return {name: np.ascontiguousarray(streams[name][:frames].T) for name in WAV_FILES[1:]}
     folder = path.parent
     if path.name != "mixture.wav" or not all((folder / f"{s}.wav").is_file() for s in WAV_FILES):
         return None

@@ -20,8 +20,7 @@ from matplotlib.patches import Rectangle
 
 from bsr.bands import BandLayout, make_layout, paper_band_sizes
 from bsr.errors import BsrError
-from bsr.viz.mixer import ShownFigure
-from bsr.viz.static import figure_png
+from bsr.viz.static import ShownFigure, figure_png
 
 BAND_GID = "band"
 """``gid`` of the band rectangles, so code can find them: ``[p for p in ax.patches if

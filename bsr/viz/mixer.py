@@ -28,7 +28,7 @@ from collections.abc import Iterable, Mapping
 import numpy as np
 from matplotlib.figure import Figure
 
-from bsr.viz.static import figure_png
+from bsr.viz.static import ShownFigure, figure_png
 
 STEM_COLOURS = {
     "vocals": "tab:red",
@@ -37,17 +37,6 @@ STEM_COLOURS = {
     "other": "tab:orange",
     "accompaniment": "tab:purple",
 }
-
-
-class ShownFigure(Figure):
-    """A matplotlib Figure that shows itself as a PNG in Jupyter, with or without pyplot.
-
-    Figures made without pyplot are only drawn by IPython once the inline backend has
-    registered itself (after the first pyplot call); this one draws itself regardless.
-    """
-
-    def _repr_png_(self) -> bytes:
-        return figure_png(self, dpi=100)
 
 
 def db_to_gain(db: float) -> float:

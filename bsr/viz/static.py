@@ -37,3 +37,14 @@ def with_static_png(box_class):
             return bundle
 
     return StaticPngBox
+
+
+class ShownFigure(Figure):
+    """A matplotlib Figure that shows itself as a PNG in Jupyter, with or without pyplot.
+
+    Figures made without pyplot are only drawn by IPython once the inline backend has
+    registered itself (after the first pyplot call); this one draws itself regardless.
+    """
+
+    def _repr_png_(self) -> bytes:
+        return figure_png(self, dpi=100)

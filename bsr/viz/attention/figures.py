@@ -15,7 +15,7 @@ from matplotlib.colors import PowerNorm
 from matplotlib.figure import Figure
 
 from bsr.viz.attention.record import check_axis
-from bsr.viz.mixer import ShownFigure
+from bsr.viz.static import ShownFigure
 
 MAP_GID, QUERY_GID = "attention-map", "attention-query"
 """``gid`` of the attention image and of the current query's line in :func:`attention_figure`."""
