@@ -286,18 +286,27 @@ def _add_demo(sub) -> None:
 
 
 def _add_data(sub) -> None:
+    from bsr.home import course_folder
+
     data = sub.add_parser("data", help="make or fetch data").add_subparsers(
         dest="data_command", metavar="ACTION", required=True
     )
     p = data.add_parser("synth", help="write a generated practice set (MUSDB18HQ layout)")
-    p.add_argument("--out", required=True, type=Path, help="the practice set's folder")
+    p.add_argument(
+        "--out", type=Path, default=course_folder("data", "practice"),
+        help="the practice set's folder (default: the course folder's data/practice, where "
+        "the notebooks look)",
+    )  # fmt: skip
     p.add_argument("--songs", type=int, default=6, help="how many songs (a third go to test)")
     p.add_argument("--seconds", type=float, default=20.0, help="length of every song")
     p.add_argument("--seed", type=int, default=7, help="the same seed writes the same songs")
     p.add_argument("--force", action="store_true", help="write into a folder that has other files")
     p.set_defaults(func=cmd_data_synth)
     p = data.add_parser("example", help="write the real MUSDB18 example excerpts as wav")
-    p.add_argument("--out", required=True, type=Path, help="folder for the excerpts")
+    p.add_argument(
+        "--out", type=Path, default=course_folder("data", "examples"),
+        help="folder for the excerpts (default: the course folder's data/examples)",
+    )  # fmt: skip
     p.add_argument(
         "--shared", type=Path, default=None,
         help="folder holding data/musdb18-7s-sample (default: $BSR_SHARED, else shared/ "
@@ -306,7 +315,10 @@ def _add_data(sub) -> None:
     p.set_defaults(func=cmd_data_example)
     p = data.add_parser("download", help="download a data set (needs network access)")
     p.add_argument("name", choices=["musdb18-7s"], help="musdb18-7s: MUSDB18's 7 s previews")
-    p.add_argument("--out", type=Path, default=Path("data/musdb18-7s"), help="where it goes")
+    p.add_argument(
+        "--out", type=Path, default=course_folder("data", "musdb18-7s"),
+        help="where it goes (default: the course folder's data/musdb18-7s)",
+    )  # fmt: skip
     p.set_defaults(func=cmd_data_download)
 
 

@@ -92,3 +92,16 @@ def test_help_shows_defaults(capsys):
         main(["data", "synth", "--help"])
     out = " ".join(capsys.readouterr().out.split())
     assert "(default: 6)" in out and "(default: 20.0)" in out and "(default: 7)" in out
+
+
+def test_data_commands_write_into_the_course_folder_by_default(tmp_path, monkeypatch, capsys):
+    from bsr.data.examples import FALCON
+
+    monkeypatch.setenv("BSR_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("BSR_SHARED", raising=False)
+    assert main(["data", "example", "--shared", str(tmp_path)]) == 2  # no 80s Rock there
+    assert "not found" in capsys.readouterr().err
+    assert main(["data", "example"]) == 0
+    assert (tmp_path / "home" / "data" / "examples" / "test" / FALCON / "mixture.wav").is_file()
+    assert main(["data", "synth", "--songs", "1", "--seconds", "1"]) == 0
+    assert len(list((tmp_path / "home" / "data" / "practice").rglob("mixture.wav"))) == 1

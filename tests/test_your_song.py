@@ -47,7 +47,9 @@ def _all_text(nb) -> str:
 def test_your_song_leaves_players_figures_scores_and_stems(executed, course_data):
     nb, _ = executed(NB09)
     players = _html(nb).count("<audio")
-    assert players >= 2 + 2 * len(STEMS), f"only {players} audio players in notebook 09"
+    assert players >= 1 + len(STEMS) + 2, (
+        f"only {players} audio players in notebook 09"
+    )  # song, stems, karaoke, others
     figures = sum("image/png" in _mimetypes(cell) for cell in _code(nb))
     assert figures >= 2, "notebook 09 should show the stem mixer and the spectrograms"
     text = _all_text(nb)
@@ -96,7 +98,7 @@ def test_your_song_puts_a_downloaded_model_beside_the_course_model(
         folder = tmp_path / "home" / "separated" / label / FALCON
         assert sorted(p.stem for p in folder.glob("*.wav")) == sorted(STEMS)
         assert sf.info(folder / "vocals.wav").duration == pytest.approx(3.0, abs=0.01)
-    table = next(_text(c) for c in _code(nb) if "constant_gain" in _text(c))
+    table = next(_text(c) for c in _code(nb) if "constant gain" in _text(c))
     assert "class-model" in table and "course" in table  # scored side by side
 
 
