@@ -159,6 +159,7 @@ class TrainConfig:
     valid_seconds: float = 6.0  # length of each validation chunk
     checkpoint_every: int = 500  # steps between checkpoints
     num_workers: int = 0  # DataLoader worker processes
+    cache: bool = False  # hold every training stem in RAM: random mixing without disk reads
 
     def validate(self) -> TrainConfig:
         def need(ok: bool, key: str, message: str) -> None:

@@ -74,7 +74,9 @@ def pick_precision(setting: str, device: torch.device) -> str:
             raise BsrError(f"train.precision={setting} needs a CUDA GPU: use fp32 or auto on CPU")
         return setting
     if device.type == "cuda":
-        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+        # bf16 needs compute capability 8.0 (A100, RTX 30xx, H100). Not is_bf16_supported():
+        # it also says yes on a T4 or V100, which only emulate bf16, slowly; they get fp16.
+        return "bf16" if torch.cuda.get_device_capability(device) >= (8, 0) else "fp16"
     return "fp32"
 
 
@@ -316,6 +318,7 @@ def open_datasets(data: str | Path, config: Config, total_items: int):
         p_silence=t.p_silence,
         p_swap=t.p_swap,
         min_db=t.min_db,
+        cache=t.cache,
     )
     if training.rate != config.model.sample_rate:
         raise BsrError(
@@ -378,8 +381,9 @@ def train(
     autocast = _autocast(device, precision)
     seconds_per_item = training.chunk / training.rate
     meter = _Meter(
-        run, total, items_per_step * world * seconds_per_item, log, progress and rank == 0
-    )
+        run, total, items_per_step * world * seconds_per_item, log, progress and rank == 0,
+        max_seconds,
+    )  # fmt: skip
     if rank == 0 and run.step == 0:
         log(event="start", config=config.to_dict(), precision=precision, world=world)
 
@@ -391,7 +395,7 @@ def train(
         out_of_time = _out_of_time(meter.elapsed(), max_seconds, world, device)
         done = run.step == total or out_of_time
         if rank == 0 and validation is not None and (run.step % t.validate_every == 0 or done):
-            log_validation(run, validation, groups, device, log)
+            meter.validated(log_validation(run, validation, groups, device, log))
         if rank == 0 and (run.step % t.checkpoint_every == 0 or done):
             atomic_save(run.state(), last)
         if done:
@@ -501,15 +505,24 @@ def train_step(
 
 
 class _Meter:
-    """The loop's clock: steps and seconds of audio per second, the step log, the bar."""
+    """The loop's clock: steps and seconds of audio per second, the step log, the bar.
 
-    def __init__(self, run: Run, total: int, audio_per_step: float, log: Logger, progress: bool):
+    The bar counts steps, or seconds when there is a time budget (``max_seconds``), so that
+    its ETA is the budget's. It shows the step, the loss, the audio rate and the last
+    validation uSDR.
+    """
+
+    def __init__(self, run: Run, total: int, audio_per_step: float, log: Logger, progress: bool,
+                 max_seconds: float | None = None):  # fmt: skip
         self.audio_per_step, self.log = audio_per_step, log  # seconds of audio, all ranks
-        self.bar = None
+        self.bar, self.by_time, self.postfix = None, max_seconds is not None, {}
         if progress:
             from tqdm.auto import tqdm
 
-            self.bar = tqdm(total=total, initial=run.step, unit="step", dynamic_ncols=True)
+            if self.by_time:
+                self.bar = tqdm(total=round(max_seconds), unit="s", dynamic_ncols=True)
+            else:
+                self.bar = tqdm(total=total, initial=run.step, unit="step", dynamic_ncols=True)
 
     def start(self) -> None:
         self.tick = self.started = time.perf_counter()
@@ -524,8 +537,17 @@ class _Meter:
         self.log(event="step", step=run.step, lr=lr, steps_per_s=steps_per_s,
                  audio_s_per_s=audio_per_s, **values)  # fmt: skip
         if self.bar is not None:
-            self.bar.set_postfix(loss=f"{values['loss']:.4f}", audio=f"{audio_per_s:.1f}s/s")
-            self.bar.update(1)
+            self.postfix.update(step=run.step, loss=f"{values['loss']:.4f}",
+                                audio=f"{audio_per_s:.1f}s/s")  # fmt: skip
+            self.bar.set_postfix(self.postfix, refresh=False)
+            shown = min(round(self.elapsed()), self.bar.total) if self.by_time else run.step
+            self.bar.update(shown - self.bar.n)
+
+    def validated(self, usdr_mean: float) -> None:
+        """Show the latest validation uSDR (mean over stems, dB) on the bar."""
+        self.postfix["valid uSDR"] = f"{usdr_mean:.2f} dB"
+        if self.bar is not None:
+            self.bar.set_postfix(self.postfix)
 
     def elapsed(self) -> float:
         """Seconds from the start of the loop to the end of the last step."""
@@ -546,8 +568,11 @@ def _out_of_time(elapsed: float, max_seconds: float | None, world: int, device) 
     return out_of_time
 
 
-def log_validation(run: Run, validation: Dataset, groups, device, log: Logger) -> None:
-    """Score the EMA weights on the validation chunks and log their uSDR (rank 0)."""
+def log_validation(run: Run, validation: Dataset, groups, device, log: Logger) -> float:
+    """Score the EMA weights on the validation chunks and log their uSDR (rank 0); returns
+    the mean over stems."""
     scores = validate(run.ema.module, validation, groups, run.config.model.stems, device)
     run.model.train()
-    log(event="valid", step=run.step, usdr=scores, usdr_mean=sum(scores.values()) / len(scores))
+    mean = sum(scores.values()) / len(scores)
+    log(event="valid", step=run.step, usdr=scores, usdr_mean=mean)
+    return mean

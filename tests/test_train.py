@@ -230,3 +230,27 @@ def test_data_at_another_sample_rate_is_one_line(tmp_path):
     message = str(info.value)
     assert "22050 Hz but the model expects 44100 Hz" in message and "\n" not in message
     assert not (tmp_path / "run" / "last.pt").exists()
+
+
+@pytest.mark.parametrize(
+    "capability, expected",
+    [((7, 5), "fp16"), ((7, 0), "fp16"), ((8, 0), "bf16"), ((9, 0), "bf16")],
+    ids=["T4", "V100", "A100", "H100"],
+)
+def test_auto_precision_by_gpu_generation(monkeypatch, capability, expected):
+    """fp16 with the scaler on T4/V100 (which only emulate bf16), bf16 from A100 on."""
+    from bsr.train import pick_precision
+
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: capability)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)  # T4 says yes
+    assert pick_precision("auto", torch.device("cuda")) == expected
+    assert pick_precision("auto", torch.device("cpu")) == "fp32"
+
+
+def test_a_time_budget_shows_a_bar_over_seconds_with_validation(dataset, tmp_path, capsys):
+    """With max_seconds the bar's ETA is the budget's, and it shows the validation uSDR."""
+    run = train(tiny_config(cache=True), dataset, tmp_path / "run", steps=3, max_seconds=120,
+                device="cpu", progress=True)  # fmt: skip
+    assert run.step == 3
+    bar = capsys.readouterr().err
+    assert "/120 [" in bar and "valid uSDR=" in bar and "step=3" in bar, bar[-400:]
