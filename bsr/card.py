@@ -323,3 +323,32 @@ def evaluation_sets(root: str | Path) -> dict[str, tuple[Path, str, str]]:
             "Music Delta - 80s Rock, 7 s (from ../shared): real music, never heard.",
         )
     return sets
+
+
+LEARNER_DATA = (
+    "the course model's practice set: 150 generated songs of 30 s, seed 1000 (100 to train on, "
+    "50 to validate), `bsr data synth --songs 150 --seconds 30 --seed 1000`"
+)
+
+
+def export_learner_model(run_dir: str | Path, folder: str | Path, minutes: float) -> Path:
+    """Keep notebook 06's GPU run as the learner's model, ``folder/mine.pt`` with its card.
+
+    An earlier ``mine`` is moved aside as ``mine-<its date>.*`` rather than replaced. The
+    card has the curve and the run but no scores (scoring takes minutes; notebook 07 does
+    it). Returns the weights' path, which ``bsr.load_model`` takes.
+    """
+    import time
+
+    folder = Path(folder)
+    weights = folder / "mine.pt"
+    if weights.exists():
+        stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(weights.stat().st_mtime))
+        for old in sorted(folder.glob("mine.*")) + sorted(folder.glob("mine-curve.*")):
+            old.rename(folder / old.name.replace("mine", f"mine-{stamp}", 1))
+    make_card(
+        run_dir, "mine", folder, sets={}, data=LEARNER_DATA, evaluate=False,
+        commands=[f"notebook 06, section 5: the gpu-t4 preset for {minutes:g} minutes"],
+        summary="Your model: the course model's network trained by notebook 06 on a GPU.",
+    )  # fmt: skip
+    return weights

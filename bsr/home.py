@@ -10,6 +10,7 @@ command line generate is put next to them. It all goes under one folder::
         data/runs/             training runs (notebook 06)
         downloads/             community checkpoints (`bsr pretrained download`; $BSR_CACHE
                                moves just these)
+        models/mine.pt         your model: notebook 06's GPU run (notebooks 07-09 use it)
         separated/             the stems of your own songs (notebook 09)
         uploads/               songs uploaded in notebook 09
 
@@ -29,6 +30,7 @@ CONTENTS = {
     "data/examples": "real MUSDB18 excerpts",
     "data/runs": "training runs",
     "downloads": "community checkpoints",
+    "models": "your trained models",
     "separated": "separated songs",
     "uploads": "uploaded songs",
 }
@@ -73,3 +75,20 @@ def describe() -> list[str]:
         state = f"{files} file{plural}, {size / 2**20:.1f} MB" if files else "empty"
         lines.append(f"  {part + '/':<15} {meaning}: {state}{where}")
     return lines
+
+
+def learner_model() -> Path | None:
+    """Notebook 06's GPU model (``models/mine.pt`` in the course folder), if there is one."""
+    path = course_folder("models", "mine.pt")
+    return path if path.is_file() else None
+
+
+def default_model() -> tuple[str, str]:
+    """The model notebooks 07-09 use when told nothing: ``(name or path, why, in words)``.
+
+    The learner's own model from notebook 06 when it exists, else the shipped course model.
+    """
+    mine = learner_model()
+    if mine is not None:
+        return str(mine), f"using your model from notebook 06: {mine}"
+    return "course", "using the shipped course model (notebook 06 on a GPU makes your own)"

@@ -139,3 +139,66 @@ def test_karaoke_slips_are_named():
     check_fails("09.2", lambda m, s: s["drums"] + s["bass"] + s["other"], "summed the other")
     check_fails("09.2", lambda m, s: s["vocals"] - m, "upside down")
     check_fails("09.2", lambda m, s: m - s["drums"], "has wrong values")
+
+
+# ------------------------------------------------------------- the learner's own model
+
+
+@pytest.fixture
+def learners_model(tmp_path, monkeypatch):
+    """A tiny CPU run kept as the learner's model, as notebook 06 keeps its GPU run."""
+    from bsr.card import export_learner_model
+    from bsr.data.synth import write_practice_set
+    from bsr.train import train
+
+    songs = write_practice_set(tmp_path / "songs", songs=3, seconds=3.0, seed=5)
+    config = load_config("tiny")
+    config.train.segment_seconds, config.train.valid_seconds = 0.5, 1.0
+    train(config, songs, tmp_path / "run", steps=2, device="cpu", progress=False)
+    home = tmp_path / "home"
+    monkeypatch.setenv("BSR_HOME", str(home))
+    path = export_learner_model(tmp_path / "run", home / "models", minutes=0.1)
+    assert path == home / "models" / "mine.pt" and (home / "models" / "mine.json").is_file()
+    return path
+
+
+def test_a_second_export_keeps_the_first(learners_model, tmp_path):
+    from bsr.card import export_learner_model
+    from bsr.home import default_model
+
+    assert default_model() == (
+        str(learners_model),
+        f"using your model from notebook 06: {learners_model}",
+    )
+    first = learners_model.read_bytes()
+    export_learner_model(tmp_path / "run", learners_model.parent, minutes=0.1)
+    kept = [p for p in learners_model.parent.glob("mine-*.pt")]
+    assert len(kept) == 1 and kept[0].read_bytes() == first
+
+
+def _first_cells(path, until: str):
+    """The notebook up to and including the first code cell that contains ``until``."""
+    nb = _read(path)
+    end = next(i for i, c in enumerate(nb.cells) if c.cell_type == "code" and until in c.source)
+    nb.cells = nb.cells[: end + 1]
+    return nb
+
+
+@pytest.mark.notebooks
+@needs_09
+def test_notebooks_07_to_09_use_the_learners_model(learners_model, course_data):
+    for name, until in (("07_separation_and_evaluation.ipynb", "bsr.load_model(MODEL"),
+                        ("08_attention_explorer.ipynb", "find_model(MODEL)")):  # fmt: skip
+        nb = _first_cells(NOTEBOOKS / name, until)
+        _inject(nb, course_data)
+        _execute(nb, NOTEBOOKS)
+        assert f"using your model from notebook 06: {learners_model}" in _all_text(nb), name
+    nb = _read(NB09)
+    _inject(nb, course_data)
+    index = next(i for i, c in enumerate(nb.cells) if "injected" in c.source)
+    nb.cells[index].source += "\nSECONDS = 2.0"
+    _execute(nb, NOTEBOOKS)
+    text = _all_text(nb)
+    assert f"models: {learners_model}, course" in text
+    assert "mine: " in text and "RTF" in text
+    assert (learners_model.parents[1] / "separated" / "mine" / FALCON / "vocals.wav").is_file()
