@@ -93,7 +93,24 @@ def cmd_data_example(args: argparse.Namespace) -> int:
 def cmd_data_download(args: argparse.Namespace) -> int:
     from bsr.data.examples import download_previews
 
-    print(f"MUSDB18 7-second previews in {download_previews(args.out)}")
+    root = download_previews(args.out)
+    print(f"MUSDB18 7-second previews in {root} (train with `bsr train --data {root}`)")
+    return 0
+
+
+def cmd_data_cache(args: argparse.Namespace) -> int:
+    from bsr.data.musdb import check_root, detect_layout
+    from bsr.data.wavcache import wav_root
+
+    root = check_root(args.root)
+    if detect_layout(root) != "MUSDB18":
+        raise BsrError(
+            f"{root} holds no MUSDB18 .stem.mp4 files (train/<song>.stem.mp4): only a "
+            "MUSDB18 root needs a wav cache; pass a MUSDB18HQ root to --data as it is"
+        )
+    for subset in args.subset:
+        cache = wav_root(root, subset)
+    print(f"wav cache of {root} ({', '.join(args.subset)}): {cache}")
     return 0
 
 
@@ -320,12 +337,28 @@ def _add_data(sub) -> None:
         help="where it goes (default: the course folder's data/musdb18-7s)",
     )  # fmt: skip
     p.set_defaults(func=cmd_data_download)
+    p = data.add_parser(
+        "cache", help="convert a MUSDB18 root to its wav cache now (train and evaluate do it "
+        "on first use; do it once before a multi-GPU run)",
+    )  # fmt: skip
+    p.add_argument("root", type=Path, help="a MUSDB18 root: train/ and test/ of .stem.mp4 files")
+    p.add_argument(
+        "--subset", nargs="+", default=["train", "test"], choices=["train", "test"],
+        help="the subsets to convert (default: train test)",
+    )  # fmt: skip
+    p.set_defaults(func=cmd_data_cache)
+
+
+DATA_HELP = (
+    "a MUSDB18HQ root (train/<song>/mixture.wav ...) or a MUSDB18 root (train/<song>.stem.mp4,"
+    " converted once to a wav cache in the course folder's data/cache)"
+)
 
 
 def _add_train(sub) -> None:
     p = sub.add_parser("train", help="train a model")
     p.add_argument("--config", required=True, help="preset name or YAML file")
-    p.add_argument("--data", required=True, type=Path, help="MUSDB18HQ-layout folder")
+    p.add_argument("--data", required=True, type=Path, help=DATA_HELP)
     p.add_argument("--out", required=True, type=Path, help="run folder")
     p.add_argument("--resume", action="store_true", help="continue the run in --out")
     p.add_argument(
@@ -393,7 +426,7 @@ def _add_evaluate(sub) -> None:
         help="folder of separated stems, <subset>/<track>/<stem>.wav (default: none, score "
         "the baselines only)",
     )  # fmt: skip
-    p.add_argument("--data", required=True, type=Path, help="MUSDB18HQ-layout reference folder")
+    p.add_argument("--data", required=True, type=Path, help="the references: " + DATA_HELP)
     p.add_argument("--subset", default="test", help="the subset folder of --data to score")
     p.add_argument(
         "--baselines", nargs="*", default=None, metavar="NAME",

@@ -8,6 +8,7 @@ command line generate is put next to them. It all goes under one folder::
         data/practice/         the generated practice songs (notebooks 00-08)
         data/examples/         the real MUSDB18 excerpts (`bsr data example`)
         data/runs/             training runs (notebook 06)
+        data/cache/            MUSDB18 roots (.stem.mp4) converted once to wav for training
         downloads/             community checkpoints (`bsr pretrained download`; $BSR_CACHE
                                moves just these)
         models/mine.pt         your model: notebook 06's GPU run (notebooks 07-09 use it)
@@ -29,6 +30,7 @@ CONTENTS = {
     "data/practice": "generated practice songs",
     "data/examples": "real MUSDB18 excerpts",
     "data/runs": "training runs",
+    "data/cache": "MUSDB18 .stem.mp4 roots converted to wav",
     "downloads": "community checkpoints",
     "models": "your trained models",
     "separated": "separated songs",

@@ -288,12 +288,15 @@ def output_folder(path: str | Path, out: str | Path) -> Path:
     """Where the stems of ``path`` go: named after the song, in the layout evaluation reads.
 
     ``.../<subset>/<track>/mixture.wav`` (MUSDB18HQ) -> ``out/<subset>/<track>/``, so that
-    ``bsr evaluate --estimates OUT --data ROOT --subset SUBSET`` finds every song; any
+    ``bsr evaluate --estimates OUT --data ROOT --subset SUBSET`` finds every song; a MUSDB18
+    ``<track>.stem.mp4`` -> ``out/<track>/`` (its track name, which evaluation matches); any
     other file -> ``out/<file name without extension>/``.
     """
     path, out = Path(path), Path(out)
     if path.stem == "mixture" and path.parent.parent != path.parent:
         return out / path.parent.parent.name / path.parent.name
+    if path.name.lower().endswith(".stem.mp4") and len(path.name) > len(".stem.mp4"):
+        return out / path.name[: -len(".stem.mp4")]
     return out / path.stem
 
 

@@ -296,17 +296,27 @@ def validate(model: torch.nn.Module, data: Dataset, groups, stems, device) -> di
 
 
 def open_datasets(data: str | Path, config: Config, total_items: int):
-    """Training and validation sets of a MUSDB18HQ-layout folder.
+    """Training and validation sets of a MUSDB18HQ-layout folder or a MUSDB18 root.
 
-    Real MUSDB18HQ: musdb's official split (14 of the train songs validate). A folder
-    without those songs (the practice set) validates on its ``test`` subset instead.
+    A MUSDB18 root (``.stem.mp4`` files) is read through its wav cache (converted once,
+    :func:`bsr.data.wavcache.wav_root`). Real MUSDB18(HQ): musdb's official split (14 of
+    the train songs validate). A folder without those songs (the practice set) validates
+    on its ``test`` subset instead.
     """
     from bsr.data.musdb import validation_tracks
     from bsr.data.sampler import TrainingSet, ValidationSet
+    from bsr.data.wavcache import wav_root
 
     t = config.train
+    source, data = data, wav_root(data, "train")  # the cache names songs as the root does
     train_dir = Path(data) / "train"
-    has_valid = train_dir.is_dir() and any((train_dir / n).is_dir() for n in validation_tracks())
+    # A practice set (practice_set.json) never holds musdb's songs: no musdb package needed.
+    practice = (Path(data) / "practice_set.json").is_file()
+    has_valid = (
+        not practice
+        and train_dir.is_dir()
+        and any((train_dir / n).is_dir() for n in validation_tracks())
+    )
     training = TrainingSet(
         data,
         seconds=t.segment_seconds,
@@ -322,14 +332,14 @@ def open_datasets(data: str | Path, config: Config, total_items: int):
     )
     if training.rate != config.model.sample_rate:
         raise BsrError(
-            f"the songs in {data} are at {training.rate} Hz but the model expects "
+            f"the songs in {source} are at {training.rate} Hz but the model expects "
             f"{config.model.sample_rate} Hz: resample the data, or set model.sample_rate: "
             f"{training.rate} in the config"
         )
     if has_valid:
         validation = ValidationSet(data, seconds=t.valid_seconds, subset="train", split="valid")
-    elif (Path(data) / "test").is_dir():
-        validation = ValidationSet(data, seconds=t.valid_seconds, subset="test", split=None)
+    elif (Path(source) / "test").is_dir():  # a MUSDB18 root's test/ is converted now
+        validation = ValidationSet(source, seconds=t.valid_seconds, subset="test", split=None)
     else:
         validation = None
     return training, validation

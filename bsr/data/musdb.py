@@ -11,7 +11,9 @@ audio streams are, in this order: mixture, drums, bass, other, vocals.
 The ``musdb`` package reads both, but a malformed folder gives confusing errors deep inside
 it (or silently yields zero tracks). :func:`validate_wav_root` therefore checks a wav folder
 with ``soundfile`` first, and :func:`open_db` turns every user mistake into a one-line
-:class:`~bsr.errors.BsrError`.
+:class:`~bsr.errors.BsrError`. :func:`detect_layout` tells the two layouts apart (and
+refuses a root that mixes them); :mod:`bsr.data.wavcache` converts a MUSDB18 root once
+into the wav layout, which is what the training sampler and the evaluation read.
 
 Nothing here imports ``musdb`` at module level: importing it (via ``stempeg``) fails when
 ``ffprobe`` is not on PATH, so we call :func:`bsr.ffmpeg.ensure_ffmpeg` first.
@@ -177,14 +179,47 @@ def validate_wav_root(
     return [check_song(folder) for folder in folders]
 
 
+def stem_files(root: Path, subset: str) -> list[Path]:
+    """Sorted MUSDB18 ``.stem.mp4`` files of ``root/subset`` (none when it is missing)."""
+    subset_dir = root / subset
+    if not subset_dir.is_dir():
+        return []
+    return sorted(
+        p for p in subset_dir.glob("*.stem.mp4") if p.is_file() and not p.name.startswith(".")
+    )
+
+
+def track_name(path: Path) -> str:
+    """A MUSDB18 file's track name: ``train/Artist - Title.stem.mp4`` -> ``Artist - Title``."""
+    return path.name[: -len(".stem.mp4")]
+
+
+def detect_layout(root: Path) -> str | None:
+    """``'MUSDB18'`` (``.stem.mp4`` files), ``'MUSDB18HQ'`` (song folders) or None (neither).
+
+    Looks at both ``train/`` and ``test/``; a root holding both kinds is refused, since
+    half of it would be silently ignored.
+    """
+    stems = [p for subset in SUBSETS for p in stem_files(root, subset)]
+    folders = [p for subset in SUBSETS for p in song_folders(root, subset)]
+    if stems and folders:
+        one, other = stems[0].relative_to(root), folders[0].relative_to(root)
+        raise BsrError(
+            f"{root} mixes MUSDB18 .stem.mp4 files ({one}) and MUSDB18HQ song folders "
+            f"({other}/): keep one layout per root, move the other into a root of its own"
+        )
+    if stems:
+        return "MUSDB18"
+    return "MUSDB18HQ" if folders else None
+
+
 def detect_is_wav(root: Path, subset: str) -> bool:
     """True for a MUSDB18HQ (wav) folder, False for MUSDB18 (``.stem.mp4``) files."""
-    subset_dir = root / subset
-    if any(subset_dir.glob("*.stem.mp4")):
-        return False
-    if song_folders(root, subset):
-        return True
-    raise no_tracks_error(root, subset)
+    layout = detect_layout(root)
+    found = stem_files(root, subset) if layout == "MUSDB18" else song_folders(root, subset)
+    if not found:
+        raise no_tracks_error(root, subset)
+    return layout == "MUSDB18HQ"
 
 
 def open_db(

@@ -1,5 +1,8 @@
 """Training and validation datasets that read a MUSDB18HQ-layout wav folder.
 
+A MUSDB18 root (``.stem.mp4`` files) works too: it is read through its wav cache, converted
+on first use (:func:`bsr.data.wavcache.wav_root`).
+
 :class:`TrainingSet` builds every training example from scratch, as in the BS-RoFormer
 paper: each of the four stems comes from an independently chosen song and offset
 ("random mixing"), gets a random gain and may be silenced, and the model's input mixture
@@ -25,6 +28,7 @@ import torch
 from torch.utils.data import Dataset
 
 from bsr.data.musdb import STEMS, WavSong, validate_wav_root
+from bsr.data.wavcache import wav_root
 from bsr.errors import BsrError
 
 
@@ -71,7 +75,8 @@ class TrainingSet(Dataset):
     with that ``batch_size`` yields ``steps_per_epoch`` batches; the index only seeds the draw.
 
     Args:
-        root: folder with ``train/<song>/{mixture,vocals,drums,bass,other}.wav``.
+        root: folder with ``train/<song>/{mixture,vocals,drums,bass,other}.wav``, or a
+            MUSDB18 root with ``train/<song>.stem.mp4`` (read through its wav cache).
         seconds: chunk length. Songs shorter than this are left out (see ``too_short``).
         split: ``'train'`` leaves out musdb's 14 validation songs; ``None`` uses all.
         cache: load every stem into RAM once (for small sets: full MUSDB18HQ needs ~30 GB).
@@ -109,7 +114,7 @@ class TrainingSet(Dataset):
         probabilities = {"p_silence": p_silence, "p_swap": p_swap, "p_same_song": p_same_song}
         for name, value in probabilities.items():
             check_probability(name, value)
-        self.root = Path(root)
+        root = self.root = wav_root(root, subset)  # a MUSDB18 root: its wav cache
         songs = validate_wav_root(root, subset, split)
         self.rate = common_rate(songs, root)
         self.chunk = round(seconds * self.rate)
@@ -256,6 +261,7 @@ class ValidationSet(Dataset):
     ) -> None:
         if seconds <= 0 or chunks_per_song < 1:
             raise BsrError("seconds and chunks_per_song must be positive")
+        root = wav_root(root, subset)  # a MUSDB18 root: its wav cache
         songs = validate_wav_root(root, subset, split)
         self.rate = common_rate(songs, root)
         self.chunk = round(seconds * self.rate)

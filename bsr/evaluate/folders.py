@@ -1,5 +1,8 @@
 """The folder runner: score a folder of separated stems against a MUSDB18HQ-layout folder.
 
+The references may also be a MUSDB18 root (``.stem.mp4`` files): they are read from its wav
+cache, converted on first use (:func:`bsr.data.wavcache.wav_root`).
+
 Every (track, method) pair is one job, read from disk and scored in a worker process
 (:func:`_evaluate_job`), so that progress comes often and the cores stay busy; the results
 come back as one :class:`~bsr.evaluate.report.MethodResult` per method.
@@ -45,7 +48,10 @@ def evaluate_folder(
     """Score a folder of separated stems against a MUSDB18HQ-layout reference folder.
 
     Estimates are ``ESTIMATES/<subset>/<track>/<stem>.wav`` (museval's layout) or
-    ``ESTIMATES/<track>/<stem>.wav``; references ``DATA/<subset>/<track>/<stem>.wav``.
+    ``ESTIMATES/<track>/<stem>.wav``, matched to the references by track name (a folder
+    ``<track>.stem``, as older ``bsr separate`` named a ``.stem.mp4``'s stems, counts as
+    ``<track>``); references ``DATA/<subset>/<track>/<stem>.wav`` (MUSDB18HQ) or
+    ``DATA/<subset>/<track>.stem.mp4`` (MUSDB18, read through its wav cache).
     Every track with an estimate folder is scored (museval BSSEval v4 + uSDR), each
     (track, method) pair a job, in parallel over ``workers`` processes.
 
@@ -66,14 +72,14 @@ def evaluate_folder(
         raise BsrError(f"estimates folder {root} not found: pass the folder the model wrote")
     ref_root = _subset_dir(data_dir, subset)
     est_root = root / subset if (root / subset).is_dir() else root
-    folders = {p.name: p for p in est_root.iterdir() if p.is_dir() and not p.name.startswith(".")}
+    folders = _estimate_folders(est_root)
     names = sorted(n for n in folders if (ref_root / n).is_dir())
     if not names:
         raise BsrError(
             f"no track folder in {est_root} matches a track in {ref_root}: estimates must be "
             "<estimates>/<subset>/<track name>/<stem>.wav with MUSDB's track names"
         )
-    unmatched = sorted(set(folders) - set(names))
+    unmatched = sorted(folders[n].name for n in set(folders) - set(names))
     if unmatched:
         warnings.warn(
             f"{len(unmatched)} estimate folder(s) match no reference track and are skipped: "
@@ -137,12 +143,31 @@ def evaluate_baselines(
     return results
 
 
+def _estimate_folders(est_root: Path) -> dict[str, Path]:
+    """The track folders of ``est_root`` by track name (``Song.stem`` -> ``Song``)."""
+    folders: dict[str, Path] = {}
+    for path in sorted(est_root.iterdir()):
+        if not path.is_dir() or path.name.startswith("."):
+            continue
+        name = path.name.removesuffix(".stem") or path.name
+        if name in folders:
+            raise BsrError(
+                f"{folders[name]} and {path} both hold estimates of track {name!r}: "
+                "keep one of the two folders"
+            )
+        folders[name] = path
+    return folders
+
+
 def _subset_dir(data_dir: str | Path, subset: str) -> Path:
-    folder = Path(data_dir) / subset
+    """``data_dir/subset`` (of the wav cache, for a MUSDB18 root), or a one-line error."""
+    from bsr.data.wavcache import wav_root
+
+    folder = wav_root(data_dir, subset) / subset
     if not folder.is_dir():
         raise BsrError(
             f"reference folder {folder} not found: pass the MUSDB18HQ root that holds "
-            f"{subset}/<track>/<stem>.wav"
+            f"{subset}/<track>/<stem>.wav or the MUSDB18 root that holds {subset}/<track>.stem.mp4"
         )
     return folder
 
