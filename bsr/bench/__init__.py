@@ -6,6 +6,7 @@
     bsr bench data
     bsr bench eval
     bsr bench memory --presets paper-l6 paper-l12
+    bsr bench gpu [--smoke]     # all of it on a GPU machine in 8 minutes, one table
 
 Every table comes with header lines naming the machine, the torch version and the
 configuration, so that a figure never travels without its context. These functions print
@@ -17,7 +18,9 @@ The modules
 * ``flops``: the network's FLOPs, counted by hand.
 * ``peer``: lucidrains' bs-roformer with bsr's weights, for ``--compare``.
 * ``model``, ``separate``, ``data``, ``evaluation``, ``memory``: one benchmark each.
-* ``cli``: the ``bsr bench`` command and its five actions.
+* ``gpu`` (with ``gpu_parts``): the one GPU check, training, model steps, separation and
+  memory in one table; ``--smoke`` runs its code paths at tiny size on any device.
+* ``cli``: the ``bsr bench`` command and its six actions.
 
 How ``bench model`` measures
 ----------------------------
@@ -53,6 +56,7 @@ from bsr.bench.common import Table, peak_flops, set_threads
 from bsr.bench.data import bench_data
 from bsr.bench.evaluation import bench_eval
 from bsr.bench.flops import flop_breakdown, model_flops
+from bsr.bench.gpu import bench_gpu
 from bsr.bench.memory import bench_memory
 from bsr.bench.model import MODEL_COLUMNS, Contender, bench_model, run_step
 from bsr.bench.peer import comparable_config
@@ -65,6 +69,7 @@ __all__ = [
     "add_bench_parser",
     "bench_data",
     "bench_eval",
+    "bench_gpu",
     "bench_memory",
     "bench_model",
     "bench_separate",

@@ -1,4 +1,4 @@
-"""``bsr bench``: the command line, one ``cmd_bench_*`` per action and the parser for all five."""
+"""``bsr bench``: the command line, one ``cmd_bench_*`` per action and the parser for all six."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from bsr.bench.memory import CAPACITIES_GB, bench_memory
 from bsr.bench.model import MODES, bench_model
 from bsr.bench.peer import PEERS
 from bsr.bench.separate import bench_separate
+from bsr.errors import BsrError
 
 
 def cmd_bench_model(args: argparse.Namespace) -> int:
@@ -82,13 +83,32 @@ def cmd_bench_memory(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench_gpu(args: argparse.Namespace) -> int:
+    from bsr.bench.gpu import bench_gpu
+
+    set_threads(args.threads)
+    command = "bsr bench gpu" + "".join(
+        f" {flag} {value}" if value is not True else f" {flag}"
+        for flag, value in (("--smoke", args.smoke or None), ("--preset", args.preset),
+                            ("--device", args.device), ("--budget", args.budget),
+                            ("--threads", args.threads))
+        if value is not None
+    )  # fmt: skip
+    table = bench_gpu(args.smoke, args.preset, args.device, args.budget, command=command)
+    print(table.format())
+    failed = table.details["failed"]
+    if failed:
+        raise BsrError(f"{' and '.join(failed)} failed (see the table): fix that and run again")
+    return 0
+
+
 def add_bench_parser(subparsers) -> argparse.ArgumentParser:
-    """Add ``bench`` with its five actions to ``subparsers`` (from ``add_subparsers``)."""
+    """Add ``bench`` with its six actions to ``subparsers`` (from ``add_subparsers``)."""
     bench = subparsers.add_parser(
-        "bench", help="measure speed and memory: model, separate, data, eval, memory"
+        "bench", help="measure speed and memory: model, separate, data, eval, memory, gpu"
     )
     actions = bench.add_subparsers(dest="bench_command", metavar="WHAT", required=True)
-    for add in (_add_model, _add_separate, _add_data, _add_eval, _add_memory):
+    for add in (_add_model, _add_separate, _add_data, _add_eval, _add_memory, _add_gpu):
         add(actions)
     return bench
 
@@ -197,3 +217,24 @@ def _add_memory(actions) -> None:
     p.add_argument("--no-verify", action="store_true", help="skip the real run on the GPU")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     p.set_defaults(func=cmd_bench_memory)
+
+
+def _add_gpu(actions) -> None:
+    p = actions.add_parser(
+        "gpu", help="one GPU check in 8 minutes: train, model steps, separation, memory"
+    )
+    p.add_argument(
+        "--smoke", action="store_true",
+        help="the same code paths at tiny size, on any device (CPU: under a minute)",
+    )  # fmt: skip
+    p.add_argument(
+        "--preset", default=None,
+        help="preset that part (a) trains (default: gpu-t4; tiny with --smoke)",
+    )  # fmt: skip
+    p.add_argument("--device", default=None, help="cuda, cuda:1, cpu (default: GPU if present)")
+    p.add_argument(
+        "--budget", type=float, default=None,
+        help="seconds for all four parts (default: 465; 120 with --smoke)",
+    )  # fmt: skip
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
+    p.set_defaults(func=cmd_bench_gpu)

@@ -6,7 +6,10 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import importlib
+import importlib.util
 import io
+import sys
 import warnings
 
 import torch
@@ -49,15 +52,48 @@ def comparable_config(config: ModelConfig) -> tuple[ModelConfig, list[str]]:
     return new.validate(), changes
 
 
+PEER_WHEELS = (
+    f"{PEER_PACKAGE}=={PEER_VERSION}",
+    "beartype",
+    "rotary-embedding-torch",
+    "einops",
+    "packaging",
+)
+"""What ``--compare lucidrains`` needs installed (librosa not: see :func:`import_peer`)."""
+
+
+def import_peer():
+    """``import bs_roformer``; where librosa is missing, its band-split module alone.
+
+    bs-roformer's ``__init__`` also imports its mel-band model, whose filters come from
+    librosa (a large install: numba, llvmlite, scikit-learn, ...). The band-split model
+    bsr compares with needs none of it, so without librosa the package is created without
+    running its ``__init__`` and only ``bs_roformer.bs_roformer`` is loaded into it.
+    """
+    try:
+        import bs_roformer
+
+        return bs_roformer
+    except ImportError as error:
+        if (error.name or "").partition(".")[0] != "librosa":
+            raise
+    spec = importlib.util.find_spec("bs_roformer")
+    package = importlib.util.module_from_spec(spec)  # not executed: its __init__ needs librosa
+    sys.modules["bs_roformer"] = package
+    package.BSRoformer = importlib.import_module("bs_roformer.bs_roformer").BSRoformer
+    return package
+
+
 def peer_module():
     """The ``bs_roformer`` package, or a BsrError saying how to install it."""
     from importlib import metadata
 
     try:
-        import bs_roformer
-    except ImportError:
+        bs_roformer = import_peer()
+    except ImportError as error:
         raise BsrError(
-            f"--compare lucidrains needs {PEER_PACKAGE}: pip install {PEER_PACKAGE}=={PEER_VERSION}"
+            f"--compare lucidrains needs {PEER_PACKAGE} {PEER_VERSION} (missing here: "
+            f"{error.name or error}): pip install {' '.join(PEER_WHEELS)}"
         ) from None
     version = metadata.version(PEER_PACKAGE)
     if version != PEER_VERSION:

@@ -18,7 +18,6 @@ from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
 import numpy as np
-import soundfile as sf
 
 from bsr.errors import BsrError
 from bsr.evaluate.baselines import (
@@ -325,6 +324,8 @@ def _load_references(track_dir: Path) -> tuple[dict[str, np.ndarray], np.ndarray
 def _read(path: Path) -> tuple[np.ndarray, int]:
     """A wav as float64 ``(samples, channels)`` and its rate."""
     try:
+        import soundfile as sf  # here, so that `bsr` starts without it (a bare GPU image)
+
         audio, rate = sf.read(str(path), dtype="float64", always_2d=True)
     except Exception as exc:  # soundfile's messages are long and multi-line
         raise BsrError(f"cannot read {path}: {str(exc).splitlines()[0]}") from None
