@@ -70,9 +70,10 @@ def describe() -> list[str]:
         return [*lines, "  empty: the notebooks and `bsr data` make what they need"]
     cache = os.environ.get("BSR_CACHE")
     for part, meaning in CONTENTS.items():
-        folder = Path(cache).expanduser() if part == "downloads" and cache else root / part
+        moved = part == "downloads" and bool(cache)  # $BSR_CACHE moves just the downloads
+        folder = Path(cache).expanduser() if moved else root / part
         files, size = folder_size(folder)
-        where = f" (in $BSR_CACHE, {folder})" if folder.parent != root else ""
+        where = f" (in $BSR_CACHE, {folder})" if moved else ""
         plural = "" if files == 1 else "s"
         state = f"{files} file{plural}, {size / 2**20:.1f} MB" if files else "empty"
         lines.append(f"  {part + '/':<15} {meaning}: {state}{where}")

@@ -54,6 +54,10 @@ def test_doctor_finds_ffmpeg_and_shows_the_course_folder(tmp_path):
     assert f"course folder: {home} ($BSR_HOME)" in result.stdout
     practice = next(line for line in result.stdout.splitlines() if "data/practice/" in line)
     assert "1 file, " in practice and "generated practice songs" in practice
+    assert "BSR_CACHE" not in practice  # only the downloads move with $BSR_CACHE
+    moved = run_cli("doctor", env=dict(os.environ, BSR_HOME=str(home), BSR_CACHE=str(tmp_path)))
+    downloads = next(line for line in moved.stdout.splitlines() if "downloads/" in line)
+    assert f"(in $BSR_CACHE, {tmp_path})" in downloads
     assert "empty" in next(line for line in result.stdout.splitlines() if "separated/" in line)
 
 
