@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from bsr.data.musdb import WAV_FILES
+from bsr.data.musdb import WAV_FILES, read_wav
 from bsr.errors import BsrError
 from bsr.ffmpeg import ensure_ffmpeg
 
@@ -94,11 +94,7 @@ def true_stems(path: str | Path) -> dict[str, np.ndarray] | None:
     folder = path.parent
     if path.name != "mixture.wav" or not all((folder / f"{s}.wav").is_file() for s in WAV_FILES):
         return None
-    stems = {}
-    for name in WAV_FILES[1:]:
-        audio, _ = sf.read(folder / f"{name}.wav", dtype="float32", always_2d=True)
-        stems[name] = np.ascontiguousarray(audio.T)
-    return stems
+    return {s: np.ascontiguousarray(read_wav(folder / f"{s}.wav").T) for s in WAV_FILES[1:]}
 
 
 def write_song(audio: dict[str, np.ndarray], folder: Path) -> list[Path]:
