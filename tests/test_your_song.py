@@ -56,7 +56,7 @@ def test_your_song_leaves_players_figures_scores_and_stems(executed, course_data
     assert "RTF" in text and "x real time" in text
     assert "cSDR" in text and "uSDR" in text and "mwf" in text.lower()  # scored with oracles
     assert "exercise 09.1: passed" in text and "exercise 09.2: passed" in text
-    folder = Path(os.environ["BSR_HOME"]) / "separated" / "course" / FALCON
+    folder = Path(os.environ["BSR_HOME"]) / "separated" / "course" / "test" / FALCON
     mixture, rate = sf.read(course_data / "examples" / "test" / FALCON / "mixture.wav")
     for stem in STEMS:
         audio, stem_rate = sf.read(folder / f"{stem}.wav")
@@ -95,7 +95,7 @@ def test_your_song_puts_a_downloaded_model_beside_the_course_model(
     assert "127.0.0.1" in skipped or "network" in skipped.lower(), skipped
     for label in ("course", "class-model"):
         assert f"{label}: " in text and "RTF" in text
-        folder = tmp_path / "home" / "separated" / label / FALCON
+        folder = tmp_path / "home" / "separated" / label / "test" / FALCON
         assert sorted(p.stem for p in folder.glob("*.wav")) == sorted(STEMS)
         assert sf.info(folder / "vocals.wav").duration == pytest.approx(3.0, abs=0.01)
     table = next(_text(c) for c in _code(nb) if "constant gain" in _text(c))
@@ -201,4 +201,6 @@ def test_notebooks_07_to_09_use_the_learners_model(learners_model, course_data):
     text = _all_text(nb)
     assert f"models: {learners_model}, course" in text
     assert "mine: " in text and "RTF" in text
-    assert (learners_model.parents[1] / "separated" / "mine" / FALCON / "vocals.wav").is_file()
+    assert (
+        learners_model.parents[1] / "separated" / "mine" / "test" / FALCON / "vocals.wav"
+    ).is_file()
