@@ -26,7 +26,6 @@ import numpy as np
 import torch
 
 from bsr.audio import check_audio, probe_audio, read_audio, write_stems  # read_audio: re-export
-from bsr.data.musdb import track_name
 from bsr.errors import BsrError
 
 WINDOW_SHAPES = ("hann", "triangle", "rectangle")
@@ -297,6 +296,9 @@ def output_folder(path: str | Path, out: str | Path) -> Path:
     if path.stem == "mixture" and path.parent.parent != path.parent:
         return out / path.parent.parent.name / path.parent.name
     if path.name.lower().endswith(".stem.mp4") and len(path.name) > len(".stem.mp4"):
+        # Imported here: bsr.data.musdb needs soundfile, which the GPU check must not.
+        from bsr.data.musdb import track_name
+
         return out / track_name(path)
     return out / path.stem
 
