@@ -2,6 +2,7 @@
 #   make test   create the environment if needed, install bsr, lint, run the tests
 #   make demo   same set-up, then the main job on the embedded default data
 #   make lab    open JupyterLab on the course notebooks (extra options: LAB_ARGS="--port 9000")
+#   make book   the course as a website: every notebook executed, built into build/book/
 #
 # The environment is the active conda env (not base) if there is one, else ./.venv.
 
@@ -20,7 +21,7 @@ PY := $(BIN)/python
 STAMP := $(ENV)/.bsr-installed
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: setup test lint format demo lab clean
+.PHONY: setup test lint format demo lab book clean
 
 setup: $(STAMP)
 
@@ -32,12 +33,12 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 lint: $(STAMP)
-	$(PY) -m ruff check bsr tests notebooks
-	$(PY) -m ruff format --check bsr tests notebooks
+	$(PY) -m ruff check bsr book tests notebooks
+	$(PY) -m ruff format --check bsr book tests notebooks
 
 format: $(STAMP)
-	$(PY) -m ruff format bsr tests notebooks
-	$(PY) -m ruff check --fix bsr tests notebooks
+	$(PY) -m ruff format bsr book tests notebooks
+	$(PY) -m ruff check --fix bsr book tests notebooks
 
 test: lint
 	$(PY) -m pytest
@@ -51,6 +52,12 @@ LAB_ARGS ?=
 lab: $(STAMP)
 	$(PY) -c "import jupyterlab" 2>/dev/null || $(PY) -m pip install "jupyterlab>=4"
 	$(PY) -m jupyterlab notebooks/ $(LAB_ROOT) $(LAB_ARGS)
+
+# Executes all ten notebooks (about 6 minutes on two cores), then builds the site offline;
+# open build/book/_build/html/index.html. BOOK_ARGS="--jupyterhub URL" adds a hub button.
+BOOK_ARGS ?=
+book: $(STAMP)
+	$(PY) -m book $(BOOK_ARGS)
 
 clean:
 	rm -rf .venv build *.egg-info .pytest_cache .ruff_cache

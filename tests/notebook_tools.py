@@ -7,15 +7,15 @@ shares one run of each notebook) are built from these helpers.
 from __future__ import annotations
 
 import re
-import time
 from pathlib import Path
 
 import nbformat
 import pytest
 
+from book.execute import execute
+
 REPO = Path(__file__).resolve().parents[1]
 NOTEBOOKS = REPO / "notebooks"
-CELL_TIMEOUT = 600  # seconds per cell
 
 
 def _read(path: Path):
@@ -47,18 +47,8 @@ def _inject(nb, data: Path) -> None:
 
 
 def _execute(nb, cwd: Path, allow_errors: bool = False) -> float:
-    from nbclient import NotebookClient
-
-    client = NotebookClient(
-        nb,
-        timeout=CELL_TIMEOUT,
-        kernel_name="python3",
-        allow_errors=allow_errors,
-        resources={"metadata": {"path": str(cwd)}},
-    )
-    started = time.perf_counter()
-    client.execute()
-    return time.perf_counter() - started
+    """Execute ``nb`` in place as ``make book`` does (``book.execute``); return the seconds."""
+    return execute(nb, cwd, allow_errors)
 
 
 def _mimetypes(cell) -> set[str]:

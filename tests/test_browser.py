@@ -15,14 +15,12 @@ browser downloads are never used), runs all cells from the Run menu and checks t
 
 Screenshots of the explorer before and after the change and of the JupyterLab window are
 written to ``tmp_path`` and copied to ``runs/browser-test/`` (git-ignored) for a human to look
-at. The test skips, saying why, where Chromium, Playwright or JupyterLab is missing, unless
-``BSR_REQUIRE_BROWSER=1`` (set by ``.ci/run``) turns that into a failure. ``BSR_CHROMIUM``
-names another browser binary (``BSR_CHROMIUM=/nonexistent`` shows the skip).
+at. Where Chromium, Playwright or JupyterLab is missing the test skips or fails as
+``browser_tools`` says.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import re
@@ -37,21 +35,11 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from browser_tools import CHROMIUM_ARGS, chromium_path
 
 REPO = Path(__file__).resolve().parents[1]
 NOTEBOOK = REPO / "notebooks" / "08_attention_explorer.ipynb"
 SHOTS = REPO / "runs" / "browser-test"
-# Without the background-networking switches Chromium keeps calling out (updates, sync,
-# field trials), which on a closed network only costs time and log noise.
-CHROMIUM_ARGS = [
-    "--no-sandbox",  # CI containers run as root, where the sandbox cannot start
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 RUN_TIMEOUT = 240_000  # ms for the whole notebook: 35 to 90 s on two busy CPU cores
 TIMEOUT = 60_000  # ms for anything else the page is waited for
 # JupyterLab settings for a quiet, deterministic page: no "news?" toast over the notebook, and
@@ -62,25 +50,10 @@ LAB_SETTINGS = {
 }
 
 
-def _unavailable(reason: str):
-    """Skip, or fail where CI demands the browser test (``BSR_REQUIRE_BROWSER=1``)."""
-    if os.environ.get("BSR_REQUIRE_BROWSER") == "1":
-        pytest.fail(f"{reason} (BSR_REQUIRE_BROWSER=1 requires the browser test)")
-    pytest.skip(reason)
-
-
 @pytest.fixture
 def chromium() -> str:
     """The Chromium binary to drive, after checking that the Python side is there too."""
-    path = os.environ.get("BSR_CHROMIUM") or (
-        "/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else shutil.which("chromium")
-    )
-    if not path or not os.access(path, os.X_OK):
-        _unavailable(f"no Chromium at {path or '/usr/bin/chromium'} (apt-get install chromium)")
-    for module in ("playwright", "jupyterlab"):
-        if importlib.util.find_spec(module) is None:
-            _unavailable(f"{module} is not installed (pip install -e '.[dev]')")
-    return path
+    return chromium_path("jupyterlab")
 
 
 def _free_port() -> int:
