@@ -77,6 +77,7 @@ def config(repository: str, jupyterhub: str | None = None) -> dict:
                 "myst_heading_anchors": 4,
                 "nb_ipywidgets_js": {},  # the widgets are still images (book.notebook)
                 "nb_render_markdown_format": "myst",  # Markdown outputs hold tables
+                "nb_merge_streams": True,  # one box per cell's printout, not one per flush
                 "html_show_sourcelink": False,
                 "suppress_warnings": ["myst.header"],
             },

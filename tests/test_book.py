@@ -357,7 +357,7 @@ PAGE_FACTS = """() => ({
 
 
 @pytest.mark.notebooks
-def test_the_start_page_and_three_notebooks_in_chromium(served, capsys):
+def test_the_start_page_three_notebooks_and_search_in_chromium(served, capsys):
     from playwright.sync_api import sync_playwright
 
     chromium = chromium_path()
@@ -382,6 +382,11 @@ def test_the_start_page_and_three_notebooks_in_chromium(served, capsys):
                 with capsys.disabled():
                     print(f"\nscreenshot: {shot}")
                 _check_page(name, facts, repository)
+            page.goto(served + "search.html?q=overlap-add", wait_until="networkidle")
+            found = page.locator("#search-results li")
+            found.first.wait_for()  # the search index is in the site: it works offline
+            titles = " | ".join(found.all_inner_texts())
+            assert "Separation and evaluation" in titles, titles
         finally:
             browser.close()
     assert not failed, f"requests that failed: {failed[:10]}"
