@@ -17,12 +17,11 @@ The library mirrors the course, one concept per module:
 ===================  =====================================================
 """
 
+from bsr._version import __version__
 from bsr.config import Config, ModelConfig, TrainConfig, list_presets, load_config
 from bsr.errors import BsrError
 from bsr.hub import load_model, separate_audio
 from bsr.model import BSRoformer, count_parameters
-
-__version__ = "0.1.0"
 
 __all__ = [
     "BSRoformer",
@@ -30,6 +29,7 @@ __all__ = [
     "Config",
     "ModelConfig",
     "TrainConfig",
+    "__version__",
     "count_parameters",
     "list_presets",
     "load_config",

@@ -55,7 +55,7 @@ def training_curve(records: list[dict]) -> dict:
 
 def half_precision_checkpoint(run_dir: str | Path) -> dict:
     """The EMA weights of ``RUN_DIR/last.pt`` as a float16 bsr checkpoint."""
-    from bsr import __version__
+    from bsr._version import __version__
     from bsr.train import read_checkpoint
 
     state = read_checkpoint(Path(run_dir) / "last.pt")

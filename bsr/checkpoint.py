@@ -28,6 +28,7 @@ from typing import Any
 
 import torch
 
+from bsr._version import __version__
 from bsr.community import (
     block_positions,
     community_key,
@@ -316,8 +317,6 @@ def unwrap(model: torch.nn.Module) -> BSRoformer:
 
 def checkpoint_dict(model: torch.nn.Module, config: Config | ModelConfig | None = None) -> dict:
     """The bsr checkpoint payload: format, version, config (plain types), CPU weights."""
-    from bsr import __version__  # late: bsr/__init__ may import this module
-
     model = unwrap(model)
     if config is None:
         config = Config(model=model.config)

@@ -11,7 +11,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from bsr import __version__
+from bsr._version import __version__
 from bsr.errors import BsrError
 
 

@@ -30,7 +30,7 @@ import torch.distributed as dist
 from torch.optim.swa_utils import AveragedModel
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from bsr import __version__
+from bsr._version import __version__
 from bsr.checkpoint import atomic_save, read_torch_file, save_model
 from bsr.config import Config, TrainConfig, config_from_dict, load_config
 from bsr.errors import BsrError

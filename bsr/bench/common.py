@@ -130,7 +130,7 @@ def machine_summary(device: torch.device | None = None) -> str:
 
 def software_summary(extra: str = "") -> str:
     """``torch 2.x (CUDA y), bsr 0.z`` and anything else that matters to the figures."""
-    from bsr import __version__
+    from bsr._version import __version__
 
     cuda = f" (CUDA {torch.version.cuda})" if torch.version.cuda else ""
     return f"software: torch {torch.__version__}{cuda}, bsr {__version__}{extra}"

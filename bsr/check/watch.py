@@ -33,10 +33,8 @@ from pathlib import Path
 import torch
 from torch.overrides import TorchFunctionMode
 
-import bsr
-
 COMPLEX_PRODUCT = "a product of two complex tensors"
-_BSR = str(Path(bsr.__file__).resolve().parent) + os.sep
+_BSR = str(Path(__file__).resolve().parents[1]) + os.sep  # the bsr package folder
 _PASS_THROUGH = tuple(
     str(Path(p).resolve()) + os.sep
     for p in (Path(torch.__file__).parent, sysconfig.get_paths()["stdlib"])

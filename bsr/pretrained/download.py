@@ -115,7 +115,7 @@ def _reason(error: BaseException) -> str:
 
 def _open(url: str, timeout: float):
     """``urlopen`` with bsr's User-Agent; HTTP errors pass through, others are network ones."""
-    from bsr import __version__
+    from bsr._version import __version__
 
     request = urllib.request.Request(url, headers={"User-Agent": f"bsr/{__version__}"})
     try:
