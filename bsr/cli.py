@@ -133,7 +133,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_separate(args: argparse.Namespace) -> int:
-    from bsr.checkpoint import config_notes
+    from bsr.formats import config_notes
     from bsr.hub import load_model
     from bsr.separate import separate_files
 

@@ -3,7 +3,7 @@
 A model is named in one of three ways, tried in this order:
 
 * a **file** (``runs/mine/model.pt``, a community ``.ckpt``): loaded by
-  :func:`bsr.checkpoint.load_model`, with ``config`` for community state dicts;
+  :func:`bsr.formats.load_model`, with ``config`` for community state dicts;
 * a **shipped model**: ``course`` (the course model, trained for hours on practice songs)
   and ``course-norope`` (the same recipe with RoPE off). Their weights live in
   ``bsr/weights/`` in half precision, next to a card (``NAME.md`` for people,
@@ -70,7 +70,7 @@ def load_model(
     EMA (default) or its ``"raw"`` weights. The model separates, by default, in windows as
     long as its training segments (a community model: its YAML's chunk size).
     """
-    from bsr.checkpoint import load_model as load_file
+    from bsr.formats import load_model as load_file
 
     path = Path(name)
     if path.exists():

@@ -31,9 +31,10 @@ from torch.optim.swa_utils import AveragedModel
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from bsr._version import __version__
-from bsr.checkpoint import atomic_save, read_torch_file, save_model
+from bsr.checkpoint import atomic_save, save_model
 from bsr.config import Config, TrainConfig, config_from_dict, load_config
 from bsr.errors import BsrError
+from bsr.formats.source import read_torch_file
 from bsr.loss import separation_loss
 from bsr.model import BSRoformer
 

@@ -115,7 +115,8 @@ def quiet_peer():
 
 def build_peer(model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
     """bs-roformer 0.4.1's BSRoformer with the bsr ``model``'s settings and weights."""
-    from bsr.community import community_kwargs, to_community_state_dict
+    from bsr.formats.keys import to_community_state_dict
+    from bsr.formats.lucidrains import community_kwargs
 
     package = peer_module()
     with quiet_peer():

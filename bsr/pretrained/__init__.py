@@ -92,7 +92,7 @@ def download(
 
 
 def _config_for(entry: Entry, cache, timeout: float, progress: bool):
-    """What :func:`bsr.checkpoint.load_model` takes as ``config`` for this entry.
+    """What :func:`bsr.formats.load_model` takes as ``config`` for this entry.
 
     An inline ZFTurbo mapping goes as it is: its ``audio.chunk_size`` and
     ``inference.num_overlap`` then set the model's separation windows, as a YAML file does.
@@ -123,7 +123,7 @@ def load_pretrained(
     require_checksum: bool = False,
 ) -> BSRoformer:
     """Download (if needed) and load the pretrained separator ``name``, in eval mode."""
-    from bsr.checkpoint import load_model
+    from bsr.formats import load_model
 
     entry = find_entry(name, registry)
     path = download(name, cache, [entry], timeout, progress, require_checksum)

@@ -136,8 +136,8 @@ def _check_entry(raw: Any, index: int, where: str) -> Entry:
 
 def _check_config(check: _Checker, value: Any, fmt: str):
     """The entry's config: a preset name, an inline ZFTurbo mapping, or a RemoteConfig."""
-    from bsr.community import config_from_zfturbo
     from bsr.config import list_presets
+    from bsr.formats.zfturbo import config_from_zfturbo
 
     if value is None:
         if fmt == "community":  # a state dict does not record its architecture
@@ -223,7 +223,7 @@ def list_entries(
     entries = _entries(registry)
     if not entries:
         return "no pretrained models in the registry"
-    from bsr.community import load_zfturbo
+    from bsr.formats.zfturbo import load_zfturbo
 
     lines = []
     for entry in entries:
