@@ -101,9 +101,7 @@ def run(
     generated from ``seed``), so running it twice gives the same tables. ``course`` names
     the shipped model to compare with (``None``: leave it out).
     """
-    from bsr.evaluate import evaluate_folder
     from bsr.plots import plot_run
-    from bsr.separate import separate_folder
     from bsr.train import train
 
     if steps < 1:
@@ -133,33 +131,12 @@ def run(
     models = {"demo model": (model, out / "estimates")}
     if course_model is not None:
         models["course model"] = (course_model[0], out / "course-estimates")
-    for label, (separator, root) in models.items():
-        print(f"  {label}:")
-        for data, subset, name in sets:
-            separate_folder(separator, data, subset, root / name)
+    separate_sets(models, sets)
     timings["separation"] = time.perf_counter() - tick
 
     tick = time.perf_counter()
     stage(4, f"evaluation: museval cSDR and uSDR, with {len(baselines)} baselines and oracles")
-    results, course_results = {}, {}
-    for data, subset, name in sets:
-        title = (
-            "practice set, test songs"
-            if name == "practice"
-            else f"real MUSDB18 excerpt{'s' if subset == 'test' else ''} ({subset} split)"
-        )
-        scores = out / "scores" / (name if name == "practice" else f"{name}-{subset}")
-        print(f"  {title}: the demo model, baselines and oracles")
-        results[title] = evaluate_folder(
-            out / "estimates" / name, data, subset, out_dir=scores, baselines=baselines,
-            progress=True,
-        )  # fmt: skip
-        if course_model is not None:
-            print(f"  {title}: the course model")
-            course_results[title] = evaluate_folder(
-                out / "course-estimates" / name, data, subset, out_dir=scores / "course",
-                progress=True,
-            )[0]  # fmt: skip
+    results, course_results = evaluate_sets(out, sets, baselines, course_model is not None)
     timings["evaluation"] = time.perf_counter() - tick
 
     figures = [plot_run(out / "train", out / "loss.png")]
@@ -172,6 +149,46 @@ def run(
     )
     print(f"report: {report}")
     return report
+
+
+def separate_sets(models: dict, sets: list[tuple[Path, str, str]]) -> None:
+    """Stage 3: every model separates every set, ``{label: (model, estimates root)}``."""
+    from bsr.separate import separate_folder
+
+    for label, (separator, root) in models.items():
+        print(f"  {label}:")
+        for data, subset, name in sets:
+            separate_folder(separator, data, subset, root / name)
+
+
+def set_title(name: str, subset: str) -> str:
+    """How the report names a set of songs."""
+    if name == "practice":
+        return "practice set, test songs"
+    return f"real MUSDB18 excerpt{'s' if subset == 'test' else ''} ({subset} split)"
+
+
+def evaluate_sets(out: Path, sets, baselines, with_course: bool) -> tuple[dict, dict]:
+    """Stage 4: the demo model with baselines and oracles on every set, and the course
+    model alone when it separated too; ``({title: results}, {title: course result})``."""
+    from bsr.evaluate import evaluate_folder
+
+    results, course_results = {}, {}
+    for data, subset, name in sets:
+        title = set_title(name, subset)
+        scores = out / "scores" / (name if name == "practice" else f"{name}-{subset}")
+        print(f"  {title}: the demo model, baselines and oracles")
+        results[title] = evaluate_folder(
+            out / "estimates" / name, data, subset, out_dir=scores, baselines=baselines,
+            progress=True,
+        )  # fmt: skip
+        if with_course:
+            print(f"  {title}: the course model")
+            course_results[title] = evaluate_folder(
+                out / "course-estimates" / name, data, subset, out_dir=scores / "course",
+                progress=True,
+            )[0]  # fmt: skip
+    return results, course_results
 
 
 def spectrogram_figure(data: Path, estimates: Path, path: Path) -> Path:

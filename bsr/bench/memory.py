@@ -185,33 +185,48 @@ def bench_memory(
             f"clips, {precision} on {device}, batches {PROBE_BATCHES[0]} and {PROBE_BATCHES[1]}",
         ],
     )
+    measure_this_card = card_gb if on_gpu and verify else None
     for preset in presets:
         for ckpt in checkpointing:
             probe = Probe(preset, seconds, device, precision, ckpt)
-            try:
-                peaks = [step_peak(probe, batch) for batch in PROBE_BATCHES]
-            except torch.OutOfMemoryError:
-                raise BsrError(
-                    f"{preset}: a training step at batch {PROBE_BATCHES[-1]} of {seconds:g} s "
-                    "does not fit on this GPU: pass a shorter --seconds"
-                ) from None
-            per_item = (peaks[1] - peaks[0]) / (PROBE_BATCHES[1] - PROBE_BATCHES[0])
-            fixed = peaks[0] - PROBE_BATCHES[0] * per_item
-            row = {
-                "preset": load_config(preset).name,
-                "checkpointing": "on" if ckpt else "off",
-                "fixed GiB": fixed / GIB,
-                "per item GiB": per_item / GIB if per_item > 0 else None,
-            }
-            for capacity in capacities:
-                row[f"{capacity:g} GB"] = largest_batch(fixed, per_item, capacity)
-            if on_gpu and verify:
-                # Start from what all of the card would hold, and step down until one fits.
-                optimistic = largest_batch(fixed, per_item, card_gb / USABLE)
-                row["this GPU, measured"] = measured_batch(probe, optimistic)
+            row, peaks = _memory_row(probe, capacities, measure_this_card)
             table.rows.append(row)
             table.details[f"{preset}_{ckpt}_peaks_mib"] = [p / MIB for p in peaks]
-    table.notes = [
+    table.notes = _memory_notes(on_gpu, measure_this_card)
+    return table
+
+
+def _memory_row(probe: Probe, capacities, card_gb: float | None) -> tuple[dict, list[int]]:
+    """One table row: fixed and per-item memory from two probes, the largest batch per
+    capacity, and with ``card_gb`` (a GPU to verify on) the batch that really runs there.
+    Returns the row and the probes' peaks in bytes."""
+    try:
+        peaks = [step_peak(probe, batch) for batch in PROBE_BATCHES]
+    except torch.OutOfMemoryError:
+        raise BsrError(
+            f"{probe.preset}: a training step at batch {PROBE_BATCHES[-1]} of "
+            f"{probe.seconds:g} s does not fit on this GPU: pass a shorter --seconds"
+        ) from None
+    per_item = (peaks[1] - peaks[0]) / (PROBE_BATCHES[1] - PROBE_BATCHES[0])
+    fixed = peaks[0] - PROBE_BATCHES[0] * per_item
+    row = {
+        "preset": load_config(probe.preset).name,
+        "checkpointing": "on" if probe.checkpointing else "off",
+        "fixed GiB": fixed / GIB,
+        "per item GiB": per_item / GIB if per_item > 0 else None,
+    }
+    for capacity in capacities:
+        row[f"{capacity:g} GB"] = largest_batch(fixed, per_item, capacity)
+    if card_gb is not None:
+        # Start from what all of the card would hold, and step down until one fits.
+        optimistic = largest_batch(fixed, per_item, card_gb / USABLE)
+        row["this GPU, measured"] = measured_batch(probe, optimistic)
+    return row, peaks
+
+
+def _memory_notes(on_gpu: bool, card_gb: float | None) -> list[str]:
+    """How the columns were computed, how the peaks were taken, what was run for real."""
+    notes = [
         f"GB columns are computed: floor(({USABLE:g} x N GiB - fixed) / per item), the rest "
         "left for the CUDA context, library workspaces and fragmentation",
         "peaks measured with torch.cuda.max_memory_allocated (weights, gradients and AdamW "
@@ -221,9 +236,9 @@ def bench_memory(
         "gradients, AdamW state and the tensors saved for the backward pass. That is a lower "
         "bound without temporary buffers: run this on the GPU for the real figures",
     ]
-    if on_gpu and verify:
-        table.notes.append(
+    if card_gb is not None:
+        notes.append(
             f"measured: the computed batch for this {card_gb:.0f} GiB card run for real, "
             "stepping down until a step fits"
         )
-    return table
+    return notes

@@ -38,7 +38,7 @@ from bsr.bench.peer import (
     quiet_peer,
     with_stem_axis,
 )
-from bsr.config import ModelConfig, TrainConfig, load_config
+from bsr.config import Config, ModelConfig, TrainConfig, load_config
 from bsr.errors import BsrError
 
 MODES = ("train", "infer", "both")
@@ -198,6 +198,66 @@ def bench_model(
     from bsr.model import BSRoformer, count_parameters
 
     _check_arguments(mode, compare, batch, seconds, steps, warmup, peak_tflops)
+    run = _plan(preset, batch, seconds, precision, device, compare)
+    torch.manual_seed(seed)
+    model = BSRoformer(run.model_config).to(run.device)
+    audio, targets = _random_batch(run.model_config, run.batch, run.samples, seed, run.device)
+    peak, peak_source = peak_flops(run.device, run.precision, peak_tflops)
+    forward_flops = model_flops(run.model_config, run.batch, run.samples)
+    details: dict[str, Any] = {
+        "forward_flops": forward_flops,
+        "samples": run.samples,
+        "peak_flops": peak,
+        "changes": run.changes,
+    }
+    networks: list[tuple[str, torch.nn.Module, bool]] = [("bsr", model, False)]
+    extra, notes = "", []
+    if compare is not None:
+        networks.append(("lucidrains", _checked_peer(model, audio, run.device, details), True))
+        extra = f", {PEER_PACKAGE} {PEER_VERSION}"
+        notes = _comparison_notes(details["relative_error"], run.changes, run.device)
+
+    header = _run_line(run, steps, warmup)
+    table = Table(
+        title=f"bsr bench model: {run.config.name}" + (f" vs {compare}" if compare else ""),
+        columns=list(MODEL_COLUMNS),
+        header=[
+            machine_summary(run.device),
+            software_summary(extra),
+            describe_config(run.config.name, run.model_config, count_parameters(model)),
+            header,
+        ],
+        formats={"MFU": "{:.1%}"},
+        details=details,
+    )
+    kinds = ("train", "infer") if mode == "both" else (mode,)
+    timing = (steps, warmup, stft_loss, forward_flops, peak)
+    memory_method = _time_each_kind(table, run, networks, kinds, audio, targets, *timing)
+    if compare and run.device.type == "cpu":
+        memory_method += " (includes the other network)"
+    table.notes = [
+        *_model_notes(run.config.train, stft_loss, forward_flops, peak_source, memory_method),
+        *notes,
+    ]
+    return table
+
+
+@dataclass
+class _Run:
+    """What one :func:`bench_model` call times: which network, on what batch, where."""
+
+    config: Config
+    model_config: ModelConfig
+    changes: list[str]  # how the preset was adapted to the peer's layout (with --compare)
+    device: torch.device
+    precision: str
+    batch: int
+    samples: int  # per clip, a whole number of STFT hops
+    seconds: float  # the same length in seconds
+
+
+def _plan(preset, batch, seconds, precision, device, compare) -> _Run:
+    """The preset's network and the batch to time it on, the defaults filled in."""
     config = load_config(preset)
     device = resolve_device(device)
     precision = resolve_precision(precision, device)
@@ -209,59 +269,41 @@ def bench_model(
         peer_module()  # fail early, before building anything
     hop, rate = model_config.hop_length, model_config.sample_rate
     samples = max(1, round(seconds * rate / hop)) * hop
-    seconds = samples / rate
+    return _Run(config, model_config, changes, device, precision, batch, samples, samples / rate)
 
-    torch.manual_seed(seed)
-    model = BSRoformer(model_config).to(device)
-    audio, targets = _random_batch(model_config, batch, samples, seed, device)
-    networks: list[tuple[str, torch.nn.Module, bool]] = [("bsr", model, False)]
-    peak, peak_source = peak_flops(device, precision, peak_tflops)
-    forward_flops = model_flops(model_config, batch, samples)
-    details: dict[str, Any] = {
-        "forward_flops": forward_flops,
-        "samples": samples,
-        "peak_flops": peak,
-        "changes": changes,
-    }
-    extra, notes = "", []
-    if compare is not None:
-        networks.append(("lucidrains", _checked_peer(model, audio, device, details), True))
-        extra = f", {PEER_PACKAGE} {PEER_VERSION}"
-        notes = _comparison_notes(details["relative_error"], changes, device)
 
-    table = Table(
-        title=f"bsr bench model: {config.name}" + (f" vs {compare}" if compare else ""),
-        columns=list(MODEL_COLUMNS),
-        header=[
-            machine_summary(device),
-            software_summary(extra),
-            describe_config(config.name, model_config, count_parameters(model)),
-            f"run: batch {batch} x {seconds:.2f} s ({samples} samples, "
-            f"{samples // hop + 1} frames), {precision} on {device}, median of {steps} steps "
-            f"after {warmup} warm-up",
-        ],
-        formats={"MFU": "{:.1%}"},
-        details=details,
+def _run_line(run: _Run, steps: int, warmup: int) -> str:
+    """The header line saying what one step is: batch, length, precision, device."""
+    frames = run.samples // run.model_config.hop_length + 1
+    return (
+        f"run: batch {run.batch} x {run.seconds:.2f} s ({run.samples} samples, "
+        f"{frames} frames), {run.precision} on {run.device}, median of {steps} steps "
+        f"after {warmup} warm-up"
     )
+
+
+def _time_each_kind(
+    table, run: _Run, networks, kinds, audio, targets, steps, warmup, stft_loss, flops, peak
+) -> str:
+    """Time every network in each kind of step, in turn; add the rows. Returns how memory
+    was measured."""
     memory_method = ""
-    for kind in ("train", "infer") if mode == "both" else (mode,):
+    for kind in kinds:
         contenders = [
-            _contender(kind, name, net, quiet, audio, targets, precision, config.train, stft_loss)
+            _contender(
+                kind, name, net, quiet, audio, targets, run.precision, run.config.train, stft_loss
+            )
             for name, net, quiet in networks
         ]
-        memory_method = run_in_turn(contenders, steps, warmup, device)
-        flops = forward_flops * (3 if kind == "train" else 1)
-        _add_rows(table, contenders, kind, precision, batch * seconds, flops, peak)
+        memory_method = run_in_turn(contenders, steps, warmup, run.device)
+        kind_flops = flops * (3 if kind == "train" else 1)
+        audio_seconds = run.batch * run.seconds
+        _add_rows(table, contenders, kind, run.precision, audio_seconds, kind_flops, peak)
         for c in contenders:  # free gradients and optimizer state before the next mode
             c.optimizer = None
             c.module.zero_grad(set_to_none=True)
         del contenders
-    memory_method += " (includes the other network)" if compare and device.type == "cpu" else ""
-    table.notes = [
-        *_model_notes(config.train, stft_loss, forward_flops, peak_source, memory_method),
-        *notes,
-    ]
-    return table
+    return memory_method
 
 
 def _check_arguments(mode, compare, batch, seconds, steps, warmup, peak_tflops) -> None:
