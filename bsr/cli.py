@@ -154,7 +154,7 @@ def cmd_separate(args: argparse.Namespace) -> int:
         force=args.force,
         window_seconds=args.window,
         hop_seconds=args.hop,
-        window=args.window_shape,
+        shape=args.window_shape,
         batch_size=args.batch_size,
         progress=True,
     )

@@ -180,7 +180,7 @@ def separate(
     *,
     window_seconds: float | None = None,
     hop_seconds: float | None = None,
-    window: str = "hann",
+    shape: str = "hann",
     batch_size: int = 4,
     progress: bool = False,
 ) -> dict[str, np.ndarray]:
@@ -192,45 +192,30 @@ def separate(
     (0, 1), (2, 3), (4, 5); a mono song, or a last odd channel, duplicated into both and
     averaged back; a stereo song through a mono model one channel at a time).
     ``window_seconds`` / ``hop_seconds`` default to the model's own windows (see
-    :func:`window_and_hop`). Memory: the input, the stems (returned as views of one
+    :func:`window_and_hop`); ``shape`` is how overlap-add weights each window (one of
+    :data:`WINDOW_SHAPES`). Memory: the input, the stems (returned as views of one
     ``(stems, channels, samples)`` array when no resampling is needed), a weight sum and
     one batch of windows.
     """
     audio = as_channels_first(audio)
     check_audio(audio)
-    if window not in WINDOW_SHAPES:
-        raise BsrError(f"unknown window shape {window!r}: use one of {', '.join(WINDOW_SHAPES)}")
+    if shape not in WINDOW_SHAPES:
+        raise BsrError(f"unknown window shape {shape!r}: use one of {', '.join(WINDOW_SHAPES)}")
     if sample_rate <= 0:
         raise BsrError(f"sample rate must be positive, got {sample_rate}")
     model_rate = model.config.sample_rate
     check_long_enough(audio.shape[-1], sample_rate, model)
-    x = audio
-    if sample_rate != model_rate:
-        import librosa
-
-        x = librosa.resample(x, orig_sr=sample_rate, target_sr=model_rate, axis=-1)
-    x = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
-    window_len, hop_len = window_and_hop(model, window_seconds, hop_seconds)
+    x = np.ascontiguousarray(resample(audio, sample_rate, model_rate), dtype=np.float32)
+    x = torch.from_numpy(x)  # (channels, samples) at the model's rate
+    window, hop = window_and_hop(model, window_seconds, hop_seconds)
     groups = channel_groups(audio.shape[0], model.channels)
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=round(x.shape[-1] * len(groups) / model_rate, 1), unit="s audio")
-    sent = 0  # samples reported; the bar moves by the rounded total, so it never overshoots
-
-    def update(n: int) -> None:
-        nonlocal sent
-        sent += n
-        bar.update(round(sent / model_rate, 1) - bar.n)
-
+    bar = _ProgressBar(x.shape[-1] * len(groups), model_rate) if progress else None
     was_training = model.training
     model.eval()
     try:
         out = torch.zeros(len(model.stems), *x.shape)  # (stems, channels, samples)
         for group in groups:
-            _separate_group(model, x, group, out, window_len, hop_len, window, batch_size,
-                            update if bar is not None else None)  # fmt: skip
+            _separate_group(model, x, group, out, window, hop, shape, batch_size, bar)
     finally:
         model.train(was_training)
         if bar is not None:
@@ -238,14 +223,39 @@ def separate(
     result = {}
     for name, estimate in zip(model.stems, out.numpy()):
         if sample_rate != model_rate:
-            import librosa
-
-            estimate = librosa.resample(
-                estimate, orig_sr=model_rate, target_sr=sample_rate, axis=-1
-            )
+            estimate = resample(estimate, model_rate, sample_rate)
             estimate = fit_length(estimate, audio.shape[-1])
         result[name] = estimate.astype(np.float32, copy=False)
     return result
+
+
+def resample(audio: np.ndarray, rate: int, target: int) -> np.ndarray:
+    """``(..., samples)`` at ``rate`` -> at ``target`` (the same array when they agree)."""
+    if rate == target:
+        return audio
+    import librosa
+
+    return librosa.resample(audio, orig_sr=rate, target_sr=target, axis=-1)
+
+
+class _ProgressBar:
+    """A tqdm bar in seconds of audio, fed in samples by :func:`separate_tensor`.
+
+    The bar moves by the rounded total so far, so it never overshoots its end.
+    """
+
+    def __init__(self, samples: int, rate: int):
+        from tqdm.auto import tqdm
+
+        self.rate, self.sent = rate, 0
+        self.bar = tqdm(total=round(samples / rate, 1), unit="s audio")
+
+    def __call__(self, samples: int) -> None:
+        self.sent += samples
+        self.bar.update(round(self.sent / self.rate, 1) - self.bar.n)
+
+    def close(self) -> None:
+        self.bar.close()
 
 
 def _separate_group(model, x: torch.Tensor, group: list[int], out: torch.Tensor, *options) -> None:
