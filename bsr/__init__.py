@@ -14,6 +14,7 @@ The library mirrors the course, one concept per module:
 ``bsr.loss``         waveform L1 + multi-resolution STFT L1
 ``bsr.config``       typed configs and the shipped presets
 ``bsr.hub``          ``load_model("course")``: a separator from a name or a file
+``bsr.formats``      reading model files: the format table, one reader per format
 ===================  =====================================================
 """
 
