@@ -14,7 +14,7 @@ modules are anonymous ``nn.Sequential`` and ``ModuleList`` entries, ours have na
     mask_estimators.0.bands.5.mlp.2.bias
 
 so converting is a pure renaming, written once as a table (:data:`KEY_TABLE`) read in both
-directions; the tensors are the same objects, shapes and all. One thing is positional: the
+directions; the tensors themselves are left as they are. One thing is positional: the
 transformers of block ``l`` are ``layers.{l}.{0, 1, 2}``, in the order linear (when there
 is one), time, band, except that lucidrains' MelBandRoformer always keeps slot 0 for the
 linear transformer, empty or not. :func:`block_positions` reads the layout off a state
@@ -22,7 +22,9 @@ dict. The community files also store each attention layer's rotary frequencies
 (``...rotary_embed.freqs``, ``(dim_head // 2,)``), which bsr recomputes: we check that they
 are the standard ones instead of dropping them.
 
-lucidrains' and ZFTurbo's files share this layout, so both readers end in :func:`renamed`.
+lucidrains' and ZFTurbo's files share this layout, so every reader of community weights
+(:mod:`~bsr.formats.zfturbo`, :mod:`~bsr.formats.lucidrains`, :mod:`~bsr.formats.bsr_config`)
+ends in :func:`renamed`.
 """
 
 from __future__ import annotations
