@@ -55,6 +55,18 @@ def check_fails(exercise_id: str, answer, *fragments: str) -> str:
     return message
 
 
+def prediction_fails(prediction_id: str, answer, observed=None, *fragments: str) -> str:
+    """Assert that ``answer`` fails prediction ``prediction_id``, with every fragment."""
+    import bsr.check
+
+    with pytest.raises(bsr.check.CheckFailed) as caught:
+        bsr.check.prediction(prediction_id, answer, observed)
+    message = str(caught.value)
+    for fragment in fragments:
+        assert fragment in message, f"{prediction_id}: {fragment!r} not in {message!r}"
+    return message
+
+
 @pytest.fixture(autouse=True)
 def _seed():
     torch.manual_seed(0)

@@ -45,7 +45,10 @@ def test_nbgrader_metadata_structure(path):
     )
     exercises = _exercises(nb)
     tagged = [i for i, cell in enumerate(nb.cells) if "nbgrader" in cell.metadata]
-    assert len(tagged) == 2 * len(exercises), f"{path.name}: nbgrader cells outside exercises"
+    predictions = [e for e in exercises if e[0].endswith(".P")]
+    assert len(tagged) == 2 * len(exercises) + len(predictions), (
+        f"{path.name}: nbgrader cells outside exercises and predictions"
+    )
     ids = []
     for exercise_id, solution, check in exercises:
         answer, test = _nbgrader(nb.cells[solution]), _nbgrader(nb.cells[check])
@@ -55,6 +58,15 @@ def test_nbgrader_metadata_structure(path):
         )
         assert test["points"] > 0, f"{path.name}: the check of {exercise_id} is worth no points"
         assert (answer["grade_id"], test["grade_id"]) == nbgrader_ids(exercise_id)
+        if exercise_id.endswith(".P"):  # the explanation after the run, graded by hand
+            explained = _nbgrader(nb.cells[check + 1])
+            assert (explained["solution"], explained["grade"], explained["locked"]) == (
+                True,
+                True,
+                False,
+            ), f"{path.name}: the explanation of {exercise_id} should be a graded answer"
+            assert explained["points"] > 0
+            ids.append(explained["grade_id"])
         assert answer["schema_version"] == test["schema_version"] == 3
         ids += [answer["grade_id"], test["grade_id"]]
     assert len(set(ids)) == len(ids), f"{path.name}: a grade ID is used twice: {ids}"
@@ -132,6 +144,9 @@ def test_nbgrader_round_trip_full_marks_and_zero(tmp_path, capsys, monkeypatch):
 
     monkeypatch.setenv("PATH", _path_with_venv())
     points = sum(_nbgrader(c).get("points", 0) for c in nb.cells)
+    # A prediction's explanation is a markdown answer, which nbgrader leaves to be graded by
+    # hand: autograding gives the reference every other point and the stubs none.
+    by_hand = sum(_nbgrader(c).get("points", 0) for c in nb.cells if c.cell_type == "markdown")
     with Gradebook(db_url) as gradebook:
         reference = gradebook.find_submission(ASSIGNMENT, "reference")
         stubbed = gradebook.find_submission(ASSIGNMENT, "stubs")
@@ -143,9 +158,9 @@ def test_nbgrader_round_trip_full_marks_and_zero(tmp_path, capsys, monkeypatch):
         print(f"\nnbgrader round trip on {ROUND_TRIP}: {scores} "
               f"in {time.perf_counter() - started:.1f} s")  # fmt: skip
     assert points > 0
-    assert scores == {"reference": (points, points), "stubs": (0, points)}
+    assert scores == {"reference": (points - by_hand, points), "stubs": (0, points)}
     graded = _read(course / "autograded" / "stubs" / ASSIGNMENT / ROUND_TRIP)
-    checks = [c for c in graded.cells if _nbgrader(c).get("grade")]
+    checks = [c for c in graded.cells if _nbgrader(c).get("grade") and c.cell_type == "code"]
     for cell in checks:
         errors = [o for o in cell.outputs if o.output_type == "error"]
         assert errors and errors[0].ename == "CheckFailed", "a stub should fail its check"

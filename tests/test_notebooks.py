@@ -26,10 +26,9 @@ from notebook_tools import NOTEBOOKS, _code, _execute, _inject, _mimetypes, _rea
 
 import bsr.check
 from bsr.check.nb01 import _manual_stft
-from bsr.course import BEGIN, EXERCISE, make_student_versions
+from bsr.course import BEGIN, CHECK_CALL, EXERCISE, make_student_versions
 
 PATHS = sorted(NOTEBOOKS.glob("*.ipynb"))
-CHECK_CALL = re.compile(r"""exercise\(\s*["'](\d\d\.\d+)["']""")
 
 needs_notebooks = pytest.mark.skipif(not PATHS, reason="no notebooks in notebooks/")
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
@@ -64,6 +63,11 @@ def _check_id(cell) -> str | None:
     """The exercise ID a check cell checks (None for other cells)."""
     found = CHECK_CALL.search(cell.source) if cell.cell_type == "code" else None
     return found.group(1) if found else None
+
+
+def _kind(exercise_id: str) -> str:
+    """What the learner reads: ``exercise 03.1`` or ``prediction 03.P``."""
+    return "prediction" if exercise_id.endswith(".P") else "exercise"
 
 
 def _exercises(nb) -> list[tuple[str, int, int]]:
@@ -206,7 +210,7 @@ def test_notebook_runs(path, executed, capsys):
     for cell in nb.cells:
         exercise_id = _check_id(cell)
         if exercise_id:
-            assert f"exercise {exercise_id}: passed" in _text(cell), (
+            assert f"{_kind(exercise_id)} {exercise_id}: passed" in _text(cell), (
                 f"{path.name}: the reference answer to {exercise_id} does not pass its check"
             )
 
@@ -251,7 +255,7 @@ def test_student_versions_fail_every_check(tmp_path, course_data, capsys):
         for cell in checks:
             exercise_id = _check_id(cell)
             text = _text(cell)
-            assert "CheckFailed" in text and f"exercise {exercise_id}" in text, (
+            assert "CheckFailed" in text and f"{_kind(exercise_id)} {exercise_id}" in text, (
                 f"student {path.name}: the check of {exercise_id} did not fail with "
                 f"CheckFailed; its output was:\n{text}"
             )
@@ -348,20 +352,4 @@ def test_band_split_with_axes_swapped_is_named():
     check_fails("02.4", swapped, "(B,T,N,D)")
 
 
-# --------------------------------------------------------------------------- course data
-
-
-def test_course_data_keeps_an_existing_practice_set(tmp_path, capsys):
-    from bsr.coursedata import ensure_course_data
-    from bsr.data.examples import FALCON
-    from bsr.data.synth import write_practice_set
-
-    write_practice_set(tmp_path / "practice", songs=1, seconds=1.0, seed=3)
-    marker = tmp_path / "examples" / "test" / FALCON / "mixture.wav"
-    marker.parent.mkdir(parents=True)
-    marker.write_bytes(b"")  # stands in for the real examples: no decoding in this test
-    practice, examples = ensure_course_data(tmp_path, songs=4, seconds=10.0, seed=7)
-    assert (practice, examples) == (tmp_path / "practice", tmp_path / "examples")
-    out = capsys.readouterr().out
-    assert "found a practice set" in out and "1 x 1 s songs (seed 3)" in out
-    assert len(list(practice.rglob("mixture.wav"))) == 1  # not overwritten
+# The course data (ensure_course_data) are tested in tests/test_coursedata.py.

@@ -11,6 +11,12 @@ Checks for notebook NN live in ``bsr/check/nbNN.py`` and register themselves wit
 to the library functions the exercise asks the learner to write. An answer that calls one
 of those fails (:mod:`bsr.check.watch` says how that is seen), so no check can be passed
 by importing the answer.
+
+A notebook's "Predict, then run" is checked the same way: the learner writes the prediction
+down in ``PREDICTION`` before the run, and the run cell ends with
+``bsr.check.prediction("03.P", PREDICTION, observed)``, which compares the prediction with
+what the run measured (``observed``) or with what the check computes itself. Its ID is the
+notebook's number and ``P``; its check registers with :func:`register` like an exercise's.
 """
 
 from __future__ import annotations
@@ -68,11 +74,51 @@ def exercise(exercise_id: str, answer) -> None:
     print(f"exercise {exercise_id}: passed")
 
 
+def prediction(prediction_id: str, answer, observed=None) -> None:
+    """Check the learner's ``answer`` to prediction ``prediction_id`` (e.g. ``"03.P"``).
+
+    ``observed`` is what the run just measured, for predictions about it; the registered
+    check is called as ``check(answer, observed)`` and raises CheckFailed (through
+    :func:`wrong_prediction`) where the prediction and the run disagree.
+    """
+    _load_all()
+    if prediction_id not in EXERCISES:
+        known = ", ".join(sorted(k for k in EXERCISES if k.endswith(".P")))
+        raise KeyError(f"no prediction {prediction_id!r}: known predictions are {known}")
+    if _unanswered(answer):
+        raise CheckFailed(
+            f"prediction {prediction_id} is not answered yet: write your prediction in place "
+            "of every ... in PREDICTION (and delete `raise NotImplementedError`), then run again"
+        )
+    EXERCISES[prediction_id](answer, observed)
+    print(f"prediction {prediction_id}: passed, the run agrees with you")
+
+
+def wrong_prediction(prediction_id: str, what: str) -> CheckFailed:
+    """The failure of a prediction: what was predicted against what the run gave."""
+    return CheckFailed(
+        f"prediction {prediction_id}: {what}. A wrong prediction is worth more than a lucky "
+        "one: work out why before you read on, and write it in the cell below"
+    )
+
+
+def _unanswered(answer) -> bool:
+    """True if ``answer`` is ``...`` or holds one (the student version's blanks)."""
+    if answer is Ellipsis:
+        return True
+    if isinstance(answer, dict):
+        return any(_unanswered(v) for v in answer.values())
+    if isinstance(answer, (list, tuple, set)):
+        return any(_unanswered(v) for v in answer)
+    return False
+
+
 def _uses_library(exercise_id: str, name: str) -> str:
     if name == COMPLEX_PRODUCT:
         return (
-            f"exercise {exercise_id}: your answer multiplies two complex tensors; the exercise "
-            "is to write the product with real and imaginary parts, (ac - bd) + i(ad + bc)"
+            f"exercise {exercise_id}: your answer multiplies (or divides) two complex tensors; "
+            "the exercise is to write the product with real and imaginary parts, "
+            "(ac - bd) + i(ad + bc)"
         )
     return (
         f"exercise {exercise_id}: your answer calls {name}, the library's own version; the "

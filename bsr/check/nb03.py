@@ -4,13 +4,22 @@
 * 03.2 ``rope_rotate(x, theta)``: rotate interleaved pairs of ``(..., seq, dim_head)`` by
   ``m * w_i``; checked against a float64 reference, with named properties first (lengths
   kept, position 0 untouched, scores a function of the offset alone).
+* 03.P (the prediction): which ``(query position, key position)`` pairs score the same as
+  ``(3, 7)``; the truth is computed here in float64, where rounding cannot blur it.
 """
 
 from __future__ import annotations
 
 import torch
 
-from bsr.check import CheckFailed, expect, expect_close, expect_shape, register
+from bsr.check import (
+    CheckFailed,
+    expect,
+    expect_close,
+    expect_shape,
+    register,
+    wrong_prediction,
+)
 
 
 def reference_frequencies(dim_head: int, theta: float = 10000.0) -> torch.Tensor:
@@ -135,3 +144,31 @@ def check_rotate(rope_rotate) -> None:
         "rope_rotate(x, theta=500)",
         atol=1e-4,
     )
+
+
+@register("03.P")
+def check_prediction(answer: dict, observed: dict | None = None) -> None:
+    """``answer`` maps ``(m, n)`` to True where its score equals that of ``(3, 7)``.
+
+    ``observed`` (optional) maps the same pairs to the run's score minus the (3, 7) score,
+    quoted in the message.
+    """
+    torch.manual_seed(0)
+    q, k = torch.randn(1, 32), torch.randn(1, 32)
+    last = 1 + max(max(pair) for pair in answer)
+
+    def score(m: int, n: int) -> float:
+        rq = reference_rotate(q.expand(last, 32))[m]
+        rk = reference_rotate(k.expand(last, 32))[n]
+        return float(rq @ rk)
+
+    first = score(3, 7)
+    for (m, n), said in answer.items():
+        same = abs(score(m, n) - first) < 1e-9 * max(1.0, abs(first))
+        if bool(said) != same:
+            run = f" (the run: {observed[(m, n)]:+.1e})" if observed else ""
+            raise wrong_prediction(
+                "03.P",
+                f"you said ({m}, {n}) scores {'the same as' if said else 'differently from'} "
+                f"(3, 7), but it scores {'the same' if same else 'differently'}{run}",
+            )
