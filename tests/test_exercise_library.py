@@ -127,7 +127,8 @@ NO_LIBRARY = {
 
 def test_every_exercise_is_covered():
     bsr.check._load_all()
-    registered = set(bsr.check.EXERCISES)
+    # Predictions (NN.P) are answered with a value, not code: nothing to watch for.
+    registered = {name for name in bsr.check.EXERCISES if not name.endswith(".P")}
     assert not set(LIBRARY_ANSWERS) & set(NO_LIBRARY)
     assert set(LIBRARY_ANSWERS) | set(NO_LIBRARY) == registered
     assert set(OTHER_LIBRARY_ANSWERS) <= registered

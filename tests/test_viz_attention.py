@@ -455,12 +455,14 @@ def _recorder(axis="time", layer_shift=0, pre_hook=False, unhook=True, use_rope=
             handle = module.register_forward_pre_hook(lambda m, i: caught.append(i))
         else:
             handle = module.register_forward_hook(lambda m, i, o: caught.append(m.explicit(*i)))
-        with torch.no_grad():
-            model(audio, rope=use_rope)
-            if pre_hook:
-                caught.append(module.explicit(*caught[-1]))
-        if unhook:
-            handle.remove()
+        try:  # the hook goes even if the forward pass fails (the check tries that too)
+            with torch.no_grad():
+                model(audio, rope=use_rope)
+                if pre_hook:
+                    caught.append(module.explicit(*caught[-1]))
+        finally:
+            if unhook:
+                handle.remove()
         return caught[-1][1]
 
     return time_attention
