@@ -1,12 +1,16 @@
 """Checks for notebook 04 (attention and the RoFormer block).
 
-* 04.1 ``attention(q, k, v)``: ``softmax(q k^T / sqrt(d)) v`` and its weights, against the
-  library's :func:`bsr.attention.explicit_attention` and PyTorch's fused kernel.
+* 04.1 ``attention(q, k, v)``: the learner derives the scale of the scores from a stated
+  property (scores of q, k with unit-variance components have unit variance); checked
+  against :func:`bsr.attention.explicit_attention` and PyTorch's fused kernel, and a wrong
+  scale is measured from the learner's weights and reported as the variance it gives.
 * 04.2 ``multi_head_attention(x, layer, rope)``: the forward pass of a
   :class:`bsr.attention.Attention` layer written out, against the layer itself.
 * 04.3 ``roformer_block(x, time_transformer, band_transformer, time_rope, band_rope)``: the
   time-then-band reshapes, first with probes that record what each pass sees, then against
   :class:`bsr.roformer.RoFormerBlock`.
+* 04.P (the prediction): the sizes of the attention weights at the paper's T = 801, N = 62,
+  8 heads; the truth is computed here, and each answer must be within 10 %.
 """
 
 from __future__ import annotations
@@ -16,7 +20,14 @@ import torch.nn.functional as F
 from torch import nn
 
 from bsr.attention import Attention, explicit_attention
-from bsr.check import CheckFailed, expect, expect_close, expect_shape, register
+from bsr.check import (
+    CheckFailed,
+    expect,
+    expect_close,
+    expect_shape,
+    register,
+    wrong_prediction,
+)
 from bsr.roformer import RoFormerBlock
 from bsr.rope import RotaryEmbedding
 
@@ -30,6 +41,36 @@ def _pair(result, what: str) -> tuple[torch.Tensor, torch.Tensor]:
     if not (isinstance(result, (tuple, list)) and len(result) == 2):
         raise CheckFailed(f"{what} should return two tensors, (output, weights)")
     return torch.as_tensor(result[0]), torch.as_tensor(result[1])
+
+
+def _scale_of(weights: torch.Tensor, raw: torch.Tensor) -> float:
+    """The factor ``c`` with ``weights = softmax(c * raw)``, fitted by least squares.
+
+    Within a row the softmax's divisor cancels from differences of log-weights:
+    ``log w_ij - log w_i0 = c * (raw_ij - raw_i0)``.
+    """
+    log_w = weights.clamp_min(1e-300).log()
+    dy = (log_w - log_w[..., :1]).flatten()
+    dx = (raw - raw[..., :1]).flatten()
+    return float((dx * dy).sum() / (dx * dx).sum())
+
+
+def _check_scale(weights: torch.Tensor, raw: torch.Tensor, d: int) -> None:
+    """The scores must have unit variance for unit-variance q, k: report the variance if not."""
+    scale = _scale_of(weights, raw)
+    variance = d * scale**2  # Var(c q.k) = c^2 d for independent unit-variance components
+    if abs(variance - 1.0) < 1e-3 or not _close(weights, (scale * raw).softmax(-1)):
+        return  # right, or not a scaled softmax of q.k at all: the comparisons say more
+    if abs(scale - 1.0) < 1e-6:
+        raise CheckFailed(
+            f"the scores are not scaled: for q and k with independent unit-variance "
+            f"components, q.k has variance d = {d}, not 1. Which factor brings it to 1?"
+        )
+    raise CheckFailed(
+        f"your scores are q.k times {scale:.4g} (d = {d}): for q and k with independent "
+        f"unit-variance components that gives them variance {variance:.4g}, not 1. The "
+        "variance of c * q.k is c^2 times the variance of q.k"
+    )
 
 
 @register(
@@ -59,20 +100,16 @@ def check_attention(attention) -> None:
             "(the last axis, dim=-1)"
         )
     q64, k64 = q.double(), k.double()
-    raw = q64 @ k64.transpose(-2, -1)
-    if _close(weights, raw.softmax(-1)):
-        raise CheckFailed(
-            "the scores are not scaled: divide q k^T by sqrt(dim_head) = sqrt(8) before the softmax"
-        )
-    if _close(weights, (raw / 8).softmax(-1)):
-        raise CheckFailed("the scores are divided by dim_head; divide by sqrt(dim_head) instead")
+    _check_scale(weights, q64 @ k64.transpose(-2, -1), q.shape[-1])
     ref_out, ref_weights = explicit_attention(q64, k64, v.double())
     expect_close(weights, ref_weights, "the attention weights", atol=1e-5)
     expect_close(out, ref_out, "the attention output", atol=1e-5)
     # ... and the fused kernel computes the same, for a longer self-attention.
     x = torch.randn(1, 4, 40, 16)
     fused = F.scaled_dot_product_attention(x, x, x)
-    out, _ = _pair(attention(x, x, x), "attention(x, x, x)")
+    out, weights = _pair(attention(x, x, x), "attention(x, x, x)")
+    x64 = x.double()
+    _check_scale(weights.double(), x64 @ x64.transpose(-2, -1), 16)  # a scale fixed for d = 8?
     expect_close(out, fused, "attention(x, x, x) against F.scaled_dot_product_attention", 1e-4)
 
 
@@ -224,3 +261,31 @@ def check_roformer_block(roformer_block) -> None:
     if _close(got, swapped, atol=1e-4):
         raise CheckFailed("the order is time first, then bands; you attended over bands first")
     expect_close(got, expected, "roformer_block(x, ...) against RoFormerBlock", atol=1e-4)
+
+
+@register("04.P")
+def check_prediction(answer: dict, observed: dict | None = None) -> None:
+    """``answer``: ``{"one matrix": x, "one pass": y, "GiB": z}`` at T = 801, N = 62, 8 heads.
+
+    ``"one matrix"``: how many times larger one time-attention matrix is than one
+    band-attention matrix; ``"one pass"``: the same for all the scores of a pass;
+    ``"GiB"``: one time layer's weights for one example, 8 heads in float32. Each within 10 %.
+    ``observed`` (optional) holds the run's numbers under the same keys, quoted in the message.
+    """
+    frames, bands, heads = 801, 62, 8
+    truth = {
+        "one matrix": frames**2 / bands**2,
+        "one pass": (bands * frames**2) / (frames * bands**2),
+        "GiB": heads * bands * frames**2 * 4 / 2**30,
+    }
+    if not isinstance(answer, dict) or set(answer) != set(truth):
+        raise wrong_prediction("04.P", f"PREDICTION should be a dict with the keys {sorted(truth)}")
+    for key, true in truth.items():
+        said = answer[key]
+        if not isinstance(said, (int, float)) or not said > 0:
+            raise wrong_prediction("04.P", f"{key!r}: write a positive number, not {said!r}")
+        if abs(said - true) > 0.1 * true:
+            run = f" (the run printed {observed[key]:.3g})" if observed and key in observed else ""
+            raise wrong_prediction(
+                "04.P", f"you said {key!r} is {said:g}, but it is {true:.3g}{run}"
+            )

@@ -1,20 +1,36 @@
 """Checks for notebook 05 (mask estimation and the full model).
 
-* 05.1 ``band_mask(x, gamma, w1, b1, w2, b2)``: one band's mask head (RMSNorm, Linear, Tanh,
-  Linear, GLU), against :class:`bsr.mask_estimator.BandMask` with the same weights.
+* 05.1 ``(band_mask, head_parameters)``: one band's mask head (RMSNorm, Linear, Tanh,
+  Linear, GLU), against :class:`bsr.mask_estimator.BandMask` with the same weights, and the
+  learner's count of its parameters, ``head_parameters(dim, bins, channels, expansion)``,
+  derived before building it and checked against ``BandMask`` for several configurations
+  (``band_mask`` handed in alone is checked alone).
 * 05.2 ``apply_complex_mask(masks, spec)``: the complex product of every stem's mask with
   the mixture, against the product inside :meth:`bsr.model.BSRoformer.apply_masks`.
 * 05.3 ``estimate_masks(model, spec)``: the whole network from spectrogram to masks,
   against :meth:`bsr.model.BSRoformer.estimate_masks`.
+* 05.P (the prediction): the parameters of the paper's L = 12 model, in millions, within
+  5 %; the truth is counted here on the ``meta`` device.
 """
 
 from __future__ import annotations
 
 import torch
 
-from bsr.check import CheckFailed, expect, expect_close, expect_shape, register, small_model
-from bsr.check.watch import COMPLEX_PRODUCT
+from bsr.check import (
+    CheckFailed,
+    _uses_library,
+    expect,
+    expect_close,
+    expect_shape,
+    register,
+    small_model,
+    wrong_prediction,
+)
+from bsr.check.watch import COMPLEX_PRODUCT, library_name, targets, with_peers
+from bsr.config import load_config
 from bsr.mask_estimator import BandMask
+from bsr.model import BSRoformer
 from bsr.stft import complex_to_features, features_to_complex
 
 
@@ -38,14 +54,65 @@ def _variant(x, gamma, w1, b1, w2, b2, norm=True, act=torch.tanh, swap=False):
     return b * a.sigmoid() if swap else a * b.sigmoid()
 
 
-@register(
-    "05.1",
-    library=(
-        "bsr.mask_estimator.BandMask.forward",
-        "bsr.mask_estimator.MaskEstimator",
-    ),
-)
-def check_band_mask(band_mask) -> None:
+LIBRARY_05_1 = ("bsr.mask_estimator.BandMask.forward", "bsr.mask_estimator.MaskEstimator")
+
+
+@register("05.1", library=LIBRARY_05_1)
+def check_band_mask(answer) -> None:
+    """``answer``: ``(band_mask, head_parameters)``, or ``band_mask`` alone."""
+    band_mask, head_parameters = answer if isinstance(answer, tuple) else (answer, None)
+    for function in (band_mask, head_parameters):
+        _not_the_library("05.1", function)
+    _check_head(band_mask)
+    if head_parameters is not None:
+        _check_head_parameters(head_parameters)
+
+
+def _not_the_library(exercise_id: str, function) -> None:
+    """A library function handed in inside a tuple is still the library's (the watch only
+    sees an answer handed in alone)."""
+    codes, builtins = targets(with_peers(LIBRARY_05_1))
+    name = library_name(function, codes, builtins) if function is not None else None
+    if name:
+        raise CheckFailed(_uses_library(exercise_id, name))
+
+
+def _head_size(dim: int, bins: int, channels: int, expansion: int, **slips) -> int:
+    """One band's head counted by hand, with the usual slips as switches."""
+    hidden, outputs = expansion * dim, 2 * 2 * channels * bins  # 2 * (real, imag per channel)
+    if slips.get("no_glu"):
+        outputs //= 2
+    bias = 0 if slips.get("no_bias") else 1
+    gamma = 0 if slips.get("no_gamma") else dim
+    return gamma + (dim + bias) * hidden + (hidden + bias) * outputs
+
+
+def _check_head_parameters(head_parameters) -> None:
+    slips = {
+        "no_gamma": "the RMSNorm's gain gamma has parameters too, one per feature",
+        "no_bias": "each Linear layer has a bias as well as a weight matrix",
+        "no_glu": (
+            "the last Linear is half as wide as it must be: the GLU halves what it is given, "
+            "and the mask needs a real and an imaginary value per bin and channel"
+        ),
+    }
+    for dim, bins, channels, expansion in ((384, 128, 2, 4), (8, 3, 1, 2), (16, 5, 2, 3)):
+        call = f"head_parameters({dim}, {bins}, {channels}, {expansion})"
+        try:
+            got = int(head_parameters(dim, bins, channels, expansion))
+        except (TypeError, ValueError):
+            raise CheckFailed(f"{call} should return a whole number") from None
+        head = BandMask(dim, 2 * channels * bins, depth=2, expansion=expansion, norm=True)
+        true = sum(p.numel() for p in head.parameters())
+        if got == true:
+            continue
+        config = (dim, bins, channels, expansion)
+        hints = [why for slip, why in slips.items() if got == _head_size(*config, **{slip: True})]
+        hint = f": {hints[0]}" if hints else ""
+        raise CheckFailed(f"{call} is {got:,}, but that head has {true:,} parameters{hint}")
+
+
+def _check_head(band_mask) -> None:
     torch.manual_seed(5)
     dim, dim_out = 12, 8  # D and 2*C*F_b (stereo, 2 bins: 8 mask features)
     head = BandMask(dim, dim_out, depth=2, expansion=4, norm=True)
@@ -162,3 +229,21 @@ def check_estimate_masks(estimate_masks) -> None:
                     "apply model.final_norm before the mask estimators"
                 )
         expect_close(got, expected, f"the masks of a {stems}-stem model", atol=1e-4)
+
+
+@register("05.P")
+def check_prediction(answer, observed: dict | None = None) -> None:
+    """``answer``: the parameters of ``paper-l12`` in millions, within 5 %.
+
+    ``observed`` (optional) maps preset names to the run's counts in millions.
+    """
+    if not isinstance(answer, (int, float)) or not answer > 0:
+        raise wrong_prediction("05.P", f"write a number of millions, not {answer!r}")
+    with torch.device("meta"):  # shapes only, no memory
+        model = BSRoformer(load_config("paper-l12").model)
+    true = sum(p.numel() for p in model.parameters()) / 1e6
+    if abs(answer - true) > 0.05 * true:
+        run = f" (the run printed {observed['paper-l12']:.1f}M)" if observed else ""
+        raise wrong_prediction(
+            "05.P", f"you said {answer:g}M parameters, but paper-l12 has {true:.1f}M{run}"
+        )

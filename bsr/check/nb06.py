@@ -1,10 +1,17 @@
 """Checks for notebook 06 (training).
 
-* 06.1 ``multi_resolution_stft_loss(estimate, reference, windows, hop_length)``: the sum over
-  window sizes of the mean absolute complex STFT difference, against
-  :func:`bsr.loss.multi_resolution_stft_loss`.
-* 06.2 ``lr_factor(step, warmup_steps, decay, decay_every)``: linear warm-up, then the
-  paper's step decay, against :func:`bsr.train.lr_factor`.
+* 06.1 ``(multi_resolution_stft_loss, WINDOWS)``: the loss, ``(estimate, reference, windows,
+  hop_length)`` -> the sum over window sizes of the mean absolute complex STFT difference,
+  against :func:`bsr.loss.multi_resolution_stft_loss`; and the learner's choice of five
+  windows for a stated time and frequency resolution.
+* 06.2 ``(lr_factor, SCHEDULE)``: ``lr_factor(step, warmup_steps, decay, decay_every)``,
+  linear warm-up times a staircase decay, against :func:`bsr.train.lr_factor`; and the
+  learner's design of a schedule (``SCHEDULE``, its three arguments) that meets stated
+  constraints.
+* 06.P (the prediction): the EMA's memory after 10, 100 and 1,000 updates and the update at
+  which its decay reaches 0.999, each within 10 %; the truth is computed here.
+
+A function handed in alone (as the library-route tests hand it) is checked alone.
 """
 
 from __future__ import annotations
@@ -13,7 +20,8 @@ import math
 
 import torch
 
-from bsr.check import CheckFailed, expect, register
+from bsr.check import CheckFailed, _uses_library, expect, register, wrong_prediction
+from bsr.check.watch import library_name, targets, with_peers
 from bsr.loss import multi_resolution_stft_loss
 from bsr.train import lr_factor
 
@@ -82,8 +90,72 @@ def _diagnose(value, expected, estimate, reference, windows, hop, what) -> None:
     )
 
 
-@register("06.1", library=("bsr.loss.multi_resolution_stft_loss", "bsr.loss.separation_loss"))
-def check_multi_resolution_stft_loss(loss_fn) -> None:
+def _unpack(exercise_id: str, answer, library: tuple[str, ...]) -> tuple:
+    """``(function, design)`` from ``answer``, a pair or the function alone (design None).
+
+    The watch sees a library function handed in alone; one inside the pair is named here.
+    """
+    function, design = answer if isinstance(answer, tuple) else (answer, None)
+    codes, builtins = targets(with_peers(library))
+    name = library_name(function, codes, builtins)
+    if name:
+        raise CheckFailed(_uses_library(exercise_id, name))
+    return function, design
+
+
+def _unanswered(design, name: str, exercise_id: str) -> None:
+    text = repr(design)
+    if design is Ellipsis or "Ellipsis" in text:
+        raise CheckFailed(
+            f"exercise {exercise_id} is not answered yet: write your design in {name} "
+            "in place of every ..."
+        )
+
+
+LIBRARY_06_1 = ("bsr.loss.multi_resolution_stft_loss", "bsr.loss.separation_loss")
+RATE = 44100
+
+
+@register("06.1", library=LIBRARY_06_1)
+def check_multi_resolution_stft_loss(answer) -> None:
+    """``answer``: ``(multi_resolution_stft_loss, WINDOWS)``, or the loss alone."""
+    loss_fn, windows = _unpack("06.1", answer, LIBRARY_06_1)
+    _check_loss(loss_fn)
+    if windows is not None:
+        _unanswered(windows, "WINDOWS", "06.1")
+        _check_windows(windows)
+
+
+def _check_windows(windows) -> None:
+    """Five powers of two, each half the one before; the longest resolves 12 Hz, the
+    shortest lasts at most 6 ms."""
+    try:
+        sizes = sorted((int(w) for w in windows), reverse=True)
+    except (TypeError, ValueError):
+        raise CheckFailed("WINDOWS should be five window lengths in samples") from None
+    expect(len(sizes) == 5, f"WINDOWS holds {len(sizes)} windows; the loss has five")
+    expect(
+        all(w > 0 and w & (w - 1) == 0 for w in sizes),
+        f"WINDOWS {tuple(sizes)}: every window should be a power of two",
+    )
+    expect(
+        all(a == 2 * b for a, b in zip(sizes, sizes[1:])),
+        f"WINDOWS {tuple(sizes)}: each window should be half the one before",
+    )
+    longest, shortest = sizes[0], sizes[-1]
+    expect(
+        RATE / longest <= 12.0,
+        f"your longest window, {longest} samples, resolves only about {RATE / longest:.1f} Hz: "
+        "two tones 12 Hz apart would show as one peak",
+    )
+    expect(
+        1000 * shortest / RATE <= 6.0,
+        f"your shortest window, {shortest} samples, lasts {1000 * shortest / RATE:.1f} ms: "
+        "longer than the 6 ms within which it should place an onset",
+    )
+
+
+def _check_loss(loss_fn) -> None:
     torch.manual_seed(61)
     windows, hop = (1024, 512, 256), 147
     estimate = torch.randn(2, 2, 2, 6000) * 0.3  # (batch, stems, channels, samples)
@@ -127,7 +199,49 @@ def check_multi_resolution_stft_loss(loss_fn) -> None:
 
 
 @register("06.2", library=("bsr.train.lr_factor",))
-def check_lr_factor(lr_factor_fn) -> None:
+def check_lr_factor(answer) -> None:
+    """``answer``: ``(lr_factor, SCHEDULE)``, or ``lr_factor`` alone."""
+    lr_factor_fn, schedule = _unpack("06.2", answer, ("bsr.train.lr_factor",))
+    _check_lr_function(lr_factor_fn)
+    if schedule is not None:
+        _unanswered(schedule, "SCHEDULE", "06.2")
+        _check_schedule(schedule)
+
+
+def _check_schedule(schedule) -> None:
+    """The design: the factor first reaches 1 at step 999, then four equal stairs bring it
+    to 1/10 from step 16,000 on (counted from step 0)."""
+    keys = {"warmup_steps", "decay", "decay_every"}
+    if not isinstance(schedule, dict) or set(schedule) != keys:
+        raise CheckFailed(f"SCHEDULE should be a dict with the keys {sorted(keys)}")
+    warmup, decay, every = schedule["warmup_steps"], schedule["decay"], schedule["decay_every"]
+    expect(
+        isinstance(warmup, int) and isinstance(every, int) and every > 0,
+        "SCHEDULE: warmup_steps and decay_every are whole numbers of steps (decay_every > 0)",
+    )
+
+    def factor(step: int) -> float:
+        return lr_factor(step, warmup, decay, every)
+
+    first = next((n for n in range(20_000) if factor(n) >= 1.0 - 1e-12), None)
+    expect(
+        first == 999,
+        f"with warmup_steps = {warmup} the factor first reaches 1 at step {first}, not 999",
+    )
+    drops = [n for n in range(1000, 20_000) if factor(n) < factor(n - 1) - 1e-12]
+    shown = ", ".join(f"{n:,}" for n in drops[:6]) + (" ..." if len(drops) > 6 else "")
+    expect(
+        drops == [4000, 8000, 12000, 16000],
+        f"your schedule steps down at steps [{shown}] of the run: four equal stairs should "
+        "bring the factor to its last value at step 16,000, and hold it there",
+    )
+    expect(
+        abs(factor(16_000) - 0.1) < 1e-4,
+        f"with your decay the factor from step 16,000 on is {factor(16_000):.4g}, not 0.1",
+    )
+
+
+def _check_lr_function(lr_factor_fn) -> None:
     cases = [
         (warmup, decay, every)
         for warmup in (0, 1, 10)
@@ -176,3 +290,27 @@ def check_lr_factor(lr_factor_fn) -> None:
                 hints.append("there is no decay after the warm-up")
             hint = ("; " + hints[0]) if hints else ""
             raise CheckFailed(f"{call} is {value:.6g}, expected {expected:.6g}{hint}")
+
+
+@register("06.P")
+def check_prediction(answer: dict, observed: dict | None = None) -> None:
+    """``answer``: the EMA's memory ``1 / (1 - d_n)`` after 10, 100 and 1,000 updates, and
+    the first ``n`` with ``d_n = 0.999``, for ``d_n = min(0.999, (1 + n) / (10 + n))``;
+    each within 10 %. ``observed`` (optional) holds the run's numbers under the same keys."""
+    truth = {f"after {n}": (10 + n) / 9 for n in (10, 100, 1000)}  # 1 - d_n = 9 / (10 + n)
+    # (1 + n) / (10 + n) >= 0.999, in whole numbers: 1000 (1 + n) >= 999 (10 + n)
+    truth["reaches 0.999 after"] = next(n for n in range(10**6) if 1000 * (1 + n) >= 999 * (10 + n))
+    if not isinstance(answer, dict) or set(answer) != set(truth):
+        raise wrong_prediction("06.P", f"PREDICTION should be a dict with the keys {sorted(truth)}")
+    for key, true in truth.items():
+        said = answer[key]
+        if not isinstance(said, (int, float)) or not said > 0:
+            raise wrong_prediction("06.P", f"{key!r}: write a positive number, not {said!r}")
+        if abs(said - true) > 0.1 * true:
+            run = f" (the run printed {observed[key]:.4g})" if observed and key in observed else ""
+            what = (
+                "the decay reaches 0.999 after"
+                if key.startswith("reaches")
+                else f"the memory {key} updates is"
+            )
+            raise wrong_prediction("06.P", f"you said {what} {said:g}, but it is {true:.4g}{run}")
