@@ -131,7 +131,7 @@ def _rotate(x, theta=10000.0, sign=1.0, start=0):
 def test_nb03_checks():
     bsr.check.exercise("03.1", lambda d, theta=1e4: theta ** (-torch.arange(0, d, 2) / d))
     bsr.check.exercise("03.2", _rotate)
-    _fails("03.1", lambda d, theta=1e4: theta ** (-torch.arange(d // 2) / d), r"-2i/d")
+    _fails("03.1", lambda d, theta=1e4: theta ** (-torch.arange(d // 2) / d), "goal 3")
     _fails("03.1", lambda d, theta=1e4: (theta ** (-torch.arange(0, d, 2) / d)).flip(0), "reverse")
     _fails("03.2", lambda x, theta=1e4: _rotate(x, theta, sign=-1.0), "wrong way")
     _fails("03.2", lambda x, theta=1e4: _rotate(x, theta, start=1), "position 0 changed")

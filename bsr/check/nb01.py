@@ -4,9 +4,15 @@
   a wrong answer is diagnosed (no window, symmetric window, zero padding, no padding).
 * 01.2 ``ratio_masks(stem_specs)``: ideal ratio masks, against a float64 reference,
   plus the properties "between 0 and 1", "sum to 1" and "0 in silent bins, not NaN".
-* 01.3 ``binary_masks(stem_specs)``: ideal binary masks, one 1 per bin at the loudest stem.
+* 01.3 ``binary_masks(stem_specs)``: ideal binary masks, one 1 per bin at the loudest stem;
+  where stems tie for the loudest (a bin silent in every stem ties at 0) the first of them
+  gets it, as ``argmax`` decides, so that every bin still goes to exactly one stem.
 * 01.4 ``complex_ratio_mask(stem_spec, mix_spec)``: S / X, against a float64 reference,
   the property mask * X == S, and 0 (not NaN) where the mixture is exactly 0.
+* 01.P (the prediction): the fraction of the vocals' and the drums' bins where the complex
+  ratio mask exceeds 1 (within 10 percentage points), and whether clipping it to ``|M| <= 1``
+  leaves the vocals' uSDR near the exact mask's, near the IRM's (within 3 dB) or in between;
+  checked against what the run measured.
 """
 
 from __future__ import annotations
@@ -14,7 +20,14 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from bsr.check import CheckFailed, expect, expect_close, expect_shape, register
+from bsr.check import (
+    CheckFailed,
+    expect,
+    expect_close,
+    expect_shape,
+    register,
+    wrong_prediction,
+)
 from bsr.stft import STFT
 
 
@@ -123,9 +136,17 @@ def check_ratio_masks(ratio_masks) -> None:
     expect_close(masks.double(), reference, what, atol=1e-5, rtol=1e-4)
 
 
+def _tied_specs() -> torch.Tensor:
+    """Stem spectrograms with a silent bin and exact ties for the loudest stem."""
+    specs = _stem_specs(103, silent=True)  # bin 0: silent in every stem, all tie at 0
+    specs[1, :, 1], specs[2, :, 1] = specs[0, :, 1], 0.5 * specs[0, :, 1]  # stems 0 and 1 tie
+    specs[2, :, 2], specs[0, :, 2] = -specs[1, :, 2], 0.5 * specs[1, :, 2]  # 1 and 2 tie
+    return specs
+
+
 @register("01.3", library=("bsr.evaluate.baselines.oracle_masks",))
 def check_binary_masks(binary_masks) -> None:
-    specs = _stem_specs(103, silent=False)
+    specs = _tied_specs()
     masks = binary_masks(specs.clone())
     what = "binary_masks(stem_specs of shape (3, 2, 33, 20))"
     expect_shape(masks, tuple(specs.shape), what)
@@ -133,16 +154,30 @@ def check_binary_masks(binary_masks) -> None:
     values = set(masks.unique().tolist())
     others = ", ".join(f"{v:.3g}" for v in sorted(values - {0.0, 1.0})[:3])
     expect(values <= {0.0, 1.0}, f"{what} should hold only 0 and 1, got also {others}, ...")
-    expect(
-        bool((masks.sum(dim=0) == 1).all()),
-        f"{what}: exactly one stem should get the bin (mask 1), the others 0",
-    )
-    winner = specs.abs().argmax(dim=0, keepdim=True)
-    reference = torch.zeros_like(masks).scatter_(0, winner, 1.0)
-    if not torch.equal(masks, reference):
-        wrong = int((masks != reference).any(dim=0).sum())
+    mags = specs.abs()
+    loudest = mags == mags.amax(dim=0, keepdim=True)  # several stems where they tie
+    reference = (loudest & (loudest.cumsum(dim=0) == 1)).double()  # the first of them
+    tied = loudest.sum(dim=0) > 1  # (channels, bins, frames)
+    first = "give the bin to the first of them (the lowest stem index), as argmax does"
+    counts = masks.sum(dim=0)
+    if bool((counts[~tied] != 1).any()):
+        raise CheckFailed(f"{what}: exactly one stem should get the bin (mask 1), the others 0")
+    wrong = (masks != reference).any(dim=0)  # (channels, bins, frames)
+    if bool(wrong[~tied].any()):
         raise CheckFailed(
-            f"{what}: in {wrong} bins the 1 is not on the stem with the largest magnitude"
+            f"{what}: in {int(wrong[~tied].sum())} bins the 1 is not on the stem with the "
+            "largest magnitude"
+        )
+    if bool((counts[:, 0] == 0).all()):
+        raise CheckFailed(
+            f"{what} is all 0 in bins where every stem is silent: a binary mask still gives "
+            f"each bin to exactly one stem; there all stems tie at 0, so {first}"
+        )
+    if bool((counts != 1).any()):
+        raise CheckFailed(f"{what}: where stems tie for the loudest, only one gets the 1: {first}")
+    if bool(wrong.any()):
+        raise CheckFailed(
+            f"{what}: where stems tie for the loudest (here in {int(wrong.sum())} bins), {first}"
         )
 
 
@@ -172,3 +207,55 @@ def check_complex_ratio_mask(complex_ratio_mask) -> None:
         raise CheckFailed(f"{what}: mask * mixture should give back the stem exactly")
     reference = torch.where(live, s / torch.where(live, x, 1), 0)
     expect_close(mask.to(torch.complex128), reference, what, atol=1e-5, rtol=1e-4)
+
+
+FRACTIONS = ("vocals |M| > 1", "drums |M| > 1")
+CLIPPED = "clipped vocals"
+WHERE = ("near the exact mask", "near the IRM", "in between")
+FRACTION_TOLERANCE = 0.10  # fractions of bins, to within 10 percentage points
+NEAR_DB = 3.0  # "near" a uSDR: within 3 dB of it
+
+
+def _clipped_truth(observed: dict) -> tuple[str, str]:
+    """Where the clipped mask's uSDR lands (one of WHERE), and the numbers, for the message."""
+    sdr = observed.get("vocals uSDR")
+    if not isinstance(sdr, dict) or not {"clipped", "IRM", "exact"} <= set(sdr):
+        raise CheckFailed(
+            "01.P: observed['vocals uSDR'] should hold the 'clipped', 'IRM' and 'exact' uSDR "
+            "in dB; run the cell as it is"
+        )
+    clipped, irm, exact = (float(sdr[k]) for k in ("clipped", "IRM", "exact"))
+    numbers = f"clipped {clipped:.1f} dB, IRM {irm:.1f} dB, exact {exact:.1f} dB"
+    if exact - clipped <= NEAR_DB:
+        return WHERE[0], numbers
+    return (WHERE[1] if abs(clipped - irm) <= NEAR_DB else WHERE[2]), numbers
+
+
+@register("01.P")
+def check_prediction(answer, observed=None) -> None:
+    """``answer`` maps each of FRACTIONS to a fraction in [0, 1] and CLIPPED to one of WHERE;
+    ``observed`` holds the measured fractions under the same keys and ``"vocals uSDR"``."""
+    keys = (*FRACTIONS, CLIPPED)
+    if not isinstance(answer, dict) or set(answer) != set(keys):
+        raise CheckFailed(f"01.P: PREDICTION should be a dict with the keys {keys}")
+    if answer[CLIPPED] not in WHERE:
+        raise CheckFailed(f"01.P: {CLIPPED!r} should be one of {WHERE}, got {answer[CLIPPED]!r}")
+    if not isinstance(observed, dict) or not set(FRACTIONS) <= set(observed):
+        raise CheckFailed(
+            f"01.P: observed should hold the measured {FRACTIONS}; run the cell as it is"
+        )
+    for key in FRACTIONS:
+        said, measured = float(answer[key]), float(observed[key])
+        if not 0.0 <= said <= 1.0:
+            raise CheckFailed(f"01.P: {key!r} is a fraction between 0 and 1 (0.25 for 25 %)")
+        if abs(said - measured) > FRACTION_TOLERANCE:
+            raise wrong_prediction(
+                "01.P", f"you said {key} in {said:.0%} of the bins, but the run gave {measured:.1%}"
+            )
+    truth, numbers = _clipped_truth(observed)
+    if answer[CLIPPED] != truth:
+        raise wrong_prediction(
+            "01.P",
+            f"you said the clipped vocals land {answer[CLIPPED]}, but they land {truth} "
+            f"({numbers})",
+        )

@@ -1,26 +1,81 @@
 """Checks for notebook 02, the band split.
 
-* 02.1 ``band_sizes(sample_rate, n_fft)``: the paper's Hz rule, against
-  :func:`bsr.bands.paper_band_sizes` at 44.1 kHz / 2048 (62 bands, 1025 bins) and at two
-  other settings, naming the first band that differs.
-* 02.2 ``to_features(spec)``: complex -> interleaved real features, against
-  :func:`bsr.stft.complex_to_features`; channel-major order and swapped real/imaginary
-  parts are named.
+* 02.1 ``band_sizes(sample_rate, n_fft)``: a layout the learner designs from the paper's
+  rule (widths per frequency range) and four stated constraints; each band is tested against
+  the constraints at 44.1 kHz / 2048 (62 bands, 1025 bins) and two other settings, naming the
+  first band and the constraint it breaks, then compared with
+  :func:`bsr.bands.paper_band_sizes`.
+* 02.2 ``to_features(spec)``: complex -> real features in the layout the learner derives
+  from two constraints (every band a contiguous slice; within a bin, channel by channel,
+  real before imaginary); against :func:`bsr.stft.complex_to_features`, with bins that are
+  not contiguous, channel-major order and swapped real/imaginary parts named, and otherwise
+  the first feature that holds the wrong value.
 * 02.3 ``rms_norm(x, gamma)``: against :class:`bsr.norm.RMSNorm` and a float64 formula,
   plus "an all-zero input gives zeros, not NaN".
 * 02.4 ``band_split(features, feature_sizes, gammas, weights, biases)``: against
   :class:`bsr.band_split.BandSplit` holding the same weights.
+* 02.P (the prediction): how many parameters the band split (about a hundred, ten thousand or
+  half a million) and the mask estimator (a number, within a factor of 2) lose when the 24
+  two-bin bands are merged in pairs; counted here, on the meta device.
 """
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 from bsr.band_split import BandSplit
-from bsr.bands import paper_band_sizes
-from bsr.check import CheckFailed, expect, expect_close, expect_shape, register
+from bsr.bands import PAPER_N_FFT, PAPER_RULE, paper_band_sizes
+from bsr.check import (
+    CheckFailed,
+    expect,
+    expect_close,
+    expect_shape,
+    register,
+    wrong_prediction,
+)
 from bsr.norm import RMSNorm
 from bsr.stft import complex_to_features
+
+
+def _band_fault(sizes: tuple[int, ...], rate: int, n_fft: int) -> str | None:
+    """The first band of ``sizes`` that breaks the notebook's constraints, said in words."""
+    n_bins, hz = n_fft // 2 + 1, rate / n_fft
+    start = 0
+    for b, size in enumerate(sizes):
+        where = f"band {b} starts at bin {start} ({start * hz:,.0f} Hz)"
+        if start >= n_bins:
+            return f"{where}, past the last bin, n_fft // 2 = {n_bins - 1}"
+        low = 0
+        for edge, width_2048 in PAPER_RULE:
+            if start * hz < edge:
+                width = max(1, round(width_2048 * n_fft / PAPER_N_FFT))
+                if size == min(width, n_bins - start):
+                    break
+                if n_fft != PAPER_N_FFT and size == min(width_2048, n_bins - start):
+                    return (
+                        f"{where}, in the range {low}-{edge} Hz, and keeps the 2048-point "
+                        f"width, {width_2048} bins; but a bin of a {n_fft}-point FFT is "
+                        f"{PAPER_N_FFT / n_fft:g} times as wide in Hz"
+                    )
+                return (
+                    f"{where}, in the range {low}-{edge} Hz, so it should be {width} bins wide, "
+                    f"not {size}"
+                )
+            low = edge
+        else:  # above the rule's last edge: the rest, in two bands
+            rest = n_bins - start
+            top = (rest,) if rest == 1 else (rest // 2, rest - rest // 2)
+            if tuple(sizes[b:]) != top:
+                return (
+                    f"{where}, above {low} Hz, where the {rest} bins left should form two bands "
+                    "as equal as possible, the upper one the larger if their count is odd; "
+                    f"you have {tuple(sizes[b:])}"
+                )
+            return None
+        start += size
+    return f"the bands stop at bin {start - 1}; they must cover every bin up to {n_bins - 1}"
 
 
 @register(
@@ -40,23 +95,50 @@ def check_band_sizes(band_sizes) -> None:
             got = tuple(int(s) for s in got)
         except TypeError:
             raise CheckFailed(f"{what} should return a sequence of band widths") from None
-        n_bins = n_fft // 2 + 1
-        expect(
-            sum(got) == n_bins,
-            f"{what}: the bands cover {sum(got)} bins, but n_fft // 2 + 1 = {n_bins}",
-        )
-        if got != reference:
-            first = next(
-                (b for b, (x, y) in enumerate(zip(got, reference)) if x != y),
-                min(len(got), len(reference)),
+        expect(all(s > 0 for s in got), f"{what}: every band needs at least one bin")
+        fault = _band_fault(got, rate, n_fft)
+        if fault is not None:
+            count = f" gives {len(got)} bands, expected {len(reference)};"
+            raise CheckFailed(f"{what}{count if len(got) != len(reference) else ':'} {fault}")
+        expect(got == reference, f"{what} meets the constraints but differs from the paper's")
+
+
+def _coded_spec(channels: int, bins: int, frames: int) -> torch.Tensor:
+    """A spectrogram whose every value names its place: real part ``100 f + 10 c + 1``,
+    imaginary part ``100 f + 10 c + 2`` for bin ``f`` and channel ``c``; shape
+    ``(1, channels, bins, frames)``."""
+    f = torch.arange(bins, dtype=torch.float32)[None, :, None]
+    c = torch.arange(channels, dtype=torch.float32)[:, None, None]
+    code = (100 * f + 10 * c).expand(channels, bins, frames)
+    return torch.complex(code + 1, code + 2)[None]
+
+
+def _decode(value: float) -> str:
+    code = int(round(value))
+    if code % 10 not in (1, 2):
+        return f"the value {value:g}, which is no real or imaginary part of the input"
+    part = "real" if code % 10 == 1 else "imaginary"
+    return f"bin {code // 100}, channel {code // 10 % 10}, {part} part"
+
+
+def _layout_fault(to_features, channels: int) -> str | None:
+    """Where the learner's layout puts each value, in words, if it is not the community's."""
+    spec = _coded_spec(channels, 5, 3)
+    got = torch.as_tensor(to_features(spec.clone()))[0, 0]  # (bins * channels * 2,), frame 0
+    reference = complex_to_features(spec)[0, 0]
+    if got.shape != reference.shape or torch.equal(got, reference):
+        return None
+    width = 2 * channels  # features per bin
+    for f in range(5):
+        places = [k for k, v in enumerate(got.tolist()) if int(round(v)) // 100 == f]
+        if places and places[-1] - places[0] + 1 != width:
+            return (
+                f"the {width} values of bin {f} sit at features {places}: a band can be one "
+                "contiguous slice only if the values of each bin sit next to each other"
             )
-            mine = got[first] if first < len(got) else "nothing"
-            theirs = reference[first] if first < len(reference) else "nothing"
-            raise CheckFailed(
-                f"{what} gives {len(got)} bands, expected {len(reference)}; "
-                f"band {first} (starting at bin {sum(got[:first])}) has {mine} bins, "
-                f"expected {theirs}"
-            )
+    k = int((got != reference).nonzero()[0])
+    should = _decode(float(reference[k]))
+    return f"feature {k} holds {_decode(float(got[k]))}; it should hold {should}"
 
 
 @register("02.2", library=("bsr.stft.complex_to_features",))
@@ -76,11 +158,15 @@ def check_to_features(to_features) -> None:
         swapped = torch.view_as_real(spec).flip(-1).permute(0, 3, 2, 1, 4).reshape(reference.shape)
         if torch.allclose(got, channel_major):
             raise CheckFailed(
-                f"{what} puts the channel outermost; the features should run frequency-major: "
-                "index = 2 * (channels * f + c) + part"
+                f"{what} puts the channel outermost, so every band is cut into {channels} "
+                "pieces; the features must run frequency-major (the bins outermost) for a band "
+                "to be one contiguous slice"
             )
         if torch.allclose(got, swapped):
             raise CheckFailed(f"{what} has imaginary before real: real part first, please")
+        fault = _layout_fault(to_features, channels)
+        if fault is not None:
+            raise CheckFailed(f"{what}: {fault}")
         expect_close(got, reference, what)
 
 
@@ -156,3 +242,51 @@ def check_band_split(band_split) -> None:
                 f"then x @ weights[{b}].T + biases[{b}]"
             )
     expect_close(got, reference, what, atol=1e-4, rtol=1e-4)
+
+
+SPLIT, MASKS = "band split", "mask estimator"
+SPLIT_CHOICES = {"about a hundred": 1e2, "about ten thousand": 1e4, "about half a million": 5e5}
+
+
+def _parameters_lost(dim: int = 384) -> dict[str, int]:
+    """Parameters the band split and the mask estimator lose when the paper layout's 24
+    two-bin bands are merged in pairs (62 -> 50 bands); counted on the meta device."""
+    from bsr.mask_estimator import MaskEstimator
+    from bsr.model import count_parameters
+
+    paper = paper_band_sizes(44100, 2048)
+    merged = (4,) * 12 + paper[24:]
+
+    def counts(sizes) -> tuple[int, int]:
+        features = [4 * s for s in sizes]  # 2 * C * F_b, stereo
+        with torch.device("meta"):  # shapes only
+            split = count_parameters(BandSplit(features, dim))
+            return split, count_parameters(MaskEstimator(dim, features))
+
+    before, after = counts(paper), counts(merged)
+    return {SPLIT: before[0] - after[0], MASKS: before[1] - after[1]}
+
+
+@register("02.P")
+def check_prediction(answer, observed=None) -> None:
+    """``answer`` is ``{SPLIT: one of SPLIT_CHOICES, MASKS: parameters lost}``; the truth is
+    counted here. The mask estimator's number counts within a factor of 2."""
+    if not isinstance(answer, dict) or set(answer) != {SPLIT, MASKS}:
+        raise CheckFailed(f"02.P: PREDICTION should be a dict with the keys {SPLIT!r}, {MASKS!r}")
+    if answer[SPLIT] not in SPLIT_CHOICES:
+        raise CheckFailed(f"02.P: {SPLIT!r} should be one of {tuple(SPLIT_CHOICES)}")
+    lost = _parameters_lost()
+    nearest = min(SPLIT_CHOICES, key=lambda c: abs(math.log(SPLIT_CHOICES[c] / lost[SPLIT])))
+    if answer[SPLIT] != nearest:
+        raise wrong_prediction(
+            "02.P",
+            f"you said the band split loses {answer[SPLIT]} parameters, but it loses "
+            f"{lost[SPLIT]:,}",
+        )
+    said = float(answer[MASKS])
+    if not said > 0 or not 0.5 <= said / lost[MASKS] <= 2.0:
+        raise wrong_prediction(
+            "02.P",
+            f"you said the mask estimator loses {said:,.0f} parameters, but it loses "
+            f"{lost[MASKS]:,} (within a factor of 2 counts)",
+        )

@@ -1,6 +1,8 @@
 """Checks for notebook 03 (rotary position embeddings).
 
-* 03.1 ``rope_frequencies(dim_head, theta)``: the rotation speeds ``w_i = theta^(-2i/d)``.
+* 03.1 ``(rope_frequencies, slowest_turn)``: the rotation speeds ``w_i = theta^(-2i/d)``,
+  which the learner derives from three design goals (the check names the goal a wrong
+  answer misses), and the positions ``2 pi / w_(d/2-1)`` one turn of the slowest pair takes.
 * 03.2 ``rope_rotate(x, theta)``: rotate interleaved pairs of ``(..., seq, dim_head)`` by
   ``m * w_i``; checked against a float64 reference, with named properties first (lengths
   kept, position 0 untouched, scores a function of the offset alone).
@@ -9,6 +11,8 @@
 """
 
 from __future__ import annotations
+
+import math
 
 import torch
 
@@ -61,30 +65,80 @@ def _matches(value: torch.Tensor, reference: torch.Tensor, atol: float = 1e-4) -
     )
 
 
-@register("03.1", library=("bsr.rope.RotaryEmbedding",))
-def check_frequencies(rope_frequencies) -> None:
-    for dim_head, theta in ((8, 10000.0), (48, 10000.0), (16, 100.0)):
-        w = torch.as_tensor(rope_frequencies(dim_head, theta))
+def reference_slowest_turn(dim_head: int, theta: float = 10000.0) -> float:
+    """Positions the slowest pair, ``i = d/2 - 1``, needs for one full turn: ``2 pi / w``."""
+    return 2 * math.pi / float(reference_frequencies(dim_head, theta)[-1])
+
+
+SETTINGS = ((8, 10000.0), (48, 10000.0), (16, 100.0))  # (dim_head, theta) the check tries
+
+
+def _check_speeds(rope_frequencies) -> None:
+    """The speeds against the three design goals, then against the float64 reference."""
+    for dim_head, theta in SETTINGS:
+        w = torch.as_tensor(rope_frequencies(dim_head, theta)).double()
         what = f"rope_frequencies({dim_head}, {theta:g})"
-        expect_shape(w, (dim_head // 2,), what + " (one frequency per pair)")
+        expect_shape(w, (dim_head // 2,), what + " (one speed per pair)")
+        expect(bool(torch.isfinite(w).all() and (w > 0).all()), f"{what}: speeds must be > 0")
         reference = reference_frequencies(dim_head, theta)
         if _matches(w.flip(0), reference, atol=1e-7):
             raise CheckFailed(
-                f"{what} is in reverse order: pair 0 should turn fastest (w_0 = 1) and the "
-                "last pair slowest"
-            )
-        i = torch.arange(dim_head // 2, dtype=torch.float64)
-        if _matches(w, theta ** (-i / dim_head), atol=1e-7):
-            raise CheckFailed(
-                f"{what} uses theta^(-i/d); the exponent is -2i/d (i counts pairs, and each "
-                "pair is two features)"
+                f"{what} is in reverse order: pair 0 should turn fastest (1 radian per "
+                "position) and the last pair slowest"
             )
         expect(
             abs(float(w[0]) - 1.0) < 1e-6,
-            f"{what}[0] is {float(w[0]):.6g}; the first pair should turn by exactly 1 radian "
-            "per position (theta^0 = 1)",
+            f"{what}[0] is {float(w[0]):.6g}; goal 1: the first pair turns by exactly 1 radian "
+            "per position",
+        )
+        ratios = w[1:] / w[:-1]  # (d/2 - 1,): each pair's speed over its predecessor's
+        expect(
+            bool((ratios - ratios[0]).abs().max() < 1e-5 * ratios[0]),
+            f"{what}: the ratio of neighbouring speeds runs from {float(ratios.min()):.4g} to "
+            f"{float(ratios.max()):.4g}; goal 2: every pair is slower than the one before by "
+            "the same factor",
+        )
+        reached = float(w[-1] * ratios[0])  # the sequence continued one step, to pair d/2
+        expect(
+            abs(reached * theta - 1.0) < 1e-4,
+            f"{what}: continued one step past the last pair, your speeds reach "
+            f"{reached:.4g} radians per position; goal 3 says 1 / theta = {1 / theta:.4g}. "
+            "How many factors of r lie between pair 0 and pair d/2?",
         )
         expect_close(w, reference, what, atol=1e-7, rtol=1e-5)
+
+
+def _check_slowest_turn(slowest_turn) -> None:
+    """The positions one full turn of the slowest pair takes, for the same settings."""
+    for dim_head, theta in SETTINGS:
+        what = f"slowest_turn({dim_head}, {theta:g})"
+        got = float(slowest_turn(dim_head, theta))
+        truth = reference_slowest_turn(dim_head, theta)
+        if math.isclose(got, truth, rel_tol=1e-4):
+            continue
+        w_last = float(reference_frequencies(dim_head, theta)[-1])
+        if math.isclose(got, 1 / w_last, rel_tol=1e-4):
+            raise CheckFailed(
+                f"{what} = {got:.6g} is the positions per radian; a full turn is 2 pi radians"
+            )
+        if math.isclose(got, 2 * math.pi * theta, rel_tol=1e-4):
+            raise CheckFailed(
+                f"{what} = {got:.6g} is the turn of pair d/2, the one the sequence would reach "
+                "next; the slowest pair is the last one, i = d/2 - 1"
+            )
+        if math.isclose(got, 2 * math.pi, rel_tol=1e-4):
+            raise CheckFailed(f"{what} = {got:.6g} is the fastest pair's turn, not the slowest")
+        raise CheckFailed(f"{what} = {got:.6g}, but the slowest pair needs {truth:.6g} positions")
+
+
+@register("03.1", library=("bsr.rope.RotaryEmbedding",))
+def check_frequencies(answer) -> None:
+    """``answer`` is ``(rope_frequencies, slowest_turn)``, as the notebook hands it in, or
+    ``rope_frequencies`` alone (the speeds, which are what a library version could give)."""
+    rope_frequencies, slowest_turn = answer if isinstance(answer, tuple) else (answer, None)
+    _check_speeds(rope_frequencies)
+    if slowest_turn is not None:
+        _check_slowest_turn(slowest_turn)
 
 
 @register("03.2", library=("bsr.rope.RotaryEmbedding", "bsr.rope.as_complex_pairs"))
