@@ -172,7 +172,7 @@ def test_overlap_add_unweighted_is_named():
 
 
 def test_overlap_add_without_padding_is_named():
-    check_fails("07.1", _overlap_add(pad=False), "pad the signal by window - hop")
+    check_fails("07.1", _overlap_add(pad=False), "pad the front with zeros")
 
 
 def test_overlap_add_wrong_shape_is_named():

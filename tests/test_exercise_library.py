@@ -35,7 +35,7 @@ from bsr.rope import RotaryEmbedding
 from bsr.separate import separate_tensor
 from bsr.stft import STFT, complex_to_features
 from bsr.train import lr_factor
-from bsr.viz.attention import mean_attention_distance, record_attention
+from bsr.viz.attention import mean_attention_distance, record_attention, uniform_attention_distance
 
 
 def _rms_norm(x, gamma):
@@ -96,7 +96,7 @@ LIBRARY_ANSWERS = {
     "07.1": _overlap_add,
     "07.2": usdr,
     "08.1": lambda model, audio, layer: record_attention(model, audio, layer),
-    "08.2": mean_attention_distance,
+    "08.2": lambda w: mean_attention_distance(w) / uniform_attention_distance(w.shape[-1]),
     "09.1": excerpt,
 }
 

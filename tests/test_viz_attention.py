@@ -498,7 +498,8 @@ def _distance(weights, signed=False, key_position=False, over_keys=False, heads=
         offset = offset.abs()
     terms = weights.double() * offset
     per_query = terms.mean(-1) if over_keys else terms.sum(-1)
-    return per_query.mean(dim=(0, 2)) if heads else per_query.mean()
+    uniform = (seq * seq - 1) / (3 * seq)  # 08.2 asks for the distance relative to uniform
+    return (per_query.mean(dim=(0, 2)) if heads else per_query.mean()) / uniform
 
 
 def test_nb08_2_check():

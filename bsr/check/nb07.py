@@ -3,8 +3,14 @@
 * 07.1 ``overlap_add_separate(model, audio, window, hop, weights)``: chunked inference with
   weighted overlap-add, against :func:`bsr.separate.separate_tensor` on a linear stand-in
   model whose output depends on where a sample sits in its chunk (as a real model's does).
-* 07.2 ``usdr(reference, estimate)``: the global SDR of one stem in dB, against a float64
-  reference and :func:`bsr.evaluate.usdr`.
+  The learner derives the front padding (``window - hop``) from the requirement that every
+  sample be covered by as many windows as the middle; the usual wrong pads (none, one hop,
+  half a window) are named on a window that tells them apart (300 every 100).
+* 07.2 ``usdr(reference, estimate)``: the global SDR of one stem in dB, designed from stated
+  requirements (no formula given), against a float64 reference and
+  :func:`bsr.evaluate.usdr`.
+* 07.P (the prediction): the uSDR and cSDR of the true stems at half their amplitude, and the
+  uSDR at twice it; the truth is ``-20 log10 |1 - a|``, computed here.
 """
 
 from __future__ import annotations
@@ -15,7 +21,14 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from bsr.check import CheckFailed, expect, expect_close, expect_shape, register
+from bsr.check import (
+    CheckFailed,
+    expect,
+    expect_close,
+    expect_shape,
+    register,
+    wrong_prediction,
+)
 from bsr.evaluate import USDR_EPS
 from bsr.evaluate import usdr as library_usdr
 from bsr.separate import chunk_weights, separate_tensor
@@ -44,10 +57,13 @@ class LinearStandIn(torch.nn.Module):
         return out.reshape(batch, channels, len(self.stems), length).transpose(1, 2)
 
 
-def _variant(model, audio, window, hop, weights, pad=True, normalise="weights"):
-    """Overlap-add with the usual mistakes as switches (mirrors separate_tensor)."""
+def _variant(model, audio, window, hop, weights, pad=None, normalise="weights"):
+    """Overlap-add with the usual mistakes as switches (mirrors separate_tensor).
+
+    ``pad``: zeros in front, in samples (None: the right ``window - hop``).
+    """
     channels, length = audio.shape
-    offset = window - hop if pad else 0
+    offset = window - hop if pad is None else pad
     steps = math.ceil((length + offset) / hop)
     total = (steps - 1) * hop + window
     padded = F.pad(audio, (offset, total - length - offset))
@@ -96,29 +112,49 @@ def check_overlap_add_separate(overlap_add_separate) -> None:
             "your result is a plain average of the chunks: multiply each chunk by `weights` "
             "before adding it (and add `weights` to the normaliser)"
         )
-    if _close(got, _variant(model, audio, window, hop, weights, pad=False)):
+    if _close(got, _variant(model, audio, window, hop, weights, pad=0)):
         raise CheckFailed(
-            "the chunks start at sample 0: pad the signal by window - hop samples at the start "
-            "(and enough zeros at the end), so that every sample, edges included, is covered "
-            "by the same number of chunks; crop back to the input afterwards"
+            "the chunks start at sample 0, so the first hop of the song is covered by one "
+            "window only, and only by its edge: pad the front with zeros (how many? count the "
+            "windows over a sample in the middle, and make sample 0 get as many), then crop "
+            "back to the input"
         )
     inner = slice(window, -window)
     if not _close(got, expected) and _close(got[..., inner], expected[..., inner]):
         raise CheckFailed(
             "the middle of the signal is right but the first or last window is not: check "
-            "the padding (window - hop at the start) and the cropping back to the input length"
+            "the zeros in front and at the end, and the cropping back to the input length"
         )
     expect_close(got, expected, what + " against bsr.separate.separate_tensor", atol=1e-4)
-    # Another window shape, hop and length.
+    # Another window shape, hop and length; here W - H, H and W / 2 differ.
+    _check_front_padding(overlap_add_separate, model)
+
+
+def _check_front_padding(overlap_add_separate, model) -> None:
+    """A triangle window of 300 every 100: the wrong front pads are told apart and named."""
     audio = torch.randn(1, 997)
-    weights = chunk_weights(300, "triangle")
+    window, hop = 300, 100
+    weights = chunk_weights(window, "triangle")
     with torch.no_grad():
-        got = overlap_add_separate(model, audio.clone(), 300, 100, weights)
-    expected = separate_tensor(model, audio, 300, 100, "triangle")
+        got = overlap_add_separate(model, audio.clone(), window, hop, weights)
+    expected = separate_tensor(model, audio, window, hop, "triangle")
+    wrong_pads = {  # pad -> what it does to the first samples
+        hop: "one hop of zeros in front",
+        window // 2: "half a window of zeros in front",
+        0: "no zeros in front",
+    }
+    for pad, what in wrong_pads.items():
+        if _close(got, _variant(model, audio, window, hop, weights, pad=pad)):
+            covered = min(window // hop, pad // hop + 1)
+            raise CheckFailed(
+                f"with a window of {window} every {hop} samples you put {what} ({pad}): then "
+                f"sample 0 is covered by {covered} window(s), a sample in the middle by "
+                f"{window // hop}. Find the front padding that makes these equal"
+            )
     expect_close(
         got,
         expected,
-        "overlap_add_separate(model, audio (1, 997), window=300, hop=100, triangle)",
+        f"overlap_add_separate(model, audio (1, 997), window={window}, hop={hop}, triangle)",
         atol=1e-4,
     )
 
@@ -165,8 +201,8 @@ def check_usdr(usdr_fn) -> None:
         )
     expect(
         math.isfinite(value) and abs(value - expected) < 1e-3,
-        f"usdr(reference, estimate) is {value:.4f} dB, expected {expected:.4f} dB: "
-        "10 * log10((sum(s**2) + eps) / (sum((s - s_hat)**2) + eps))",
+        f"usdr(reference, estimate) is {value:.4f} dB, expected {expected:.4f} dB: one ratio, "
+        "in dB, of the energy of the reference to the energy of the error",
     )
     # The edge cases that the eps is there for.
     silent = np.zeros((1000, 2))
@@ -186,3 +222,32 @@ def check_usdr(usdr_fn) -> None:
             f"usdr of {name} is {got:.4f} dB, expected {target:.4f} dB: add eps = "
             f"{USDR_EPS:g} to the SUMS of squares (not to means, not to the ratio)",
         )
+
+
+FACTORS = {"uSDR x0.5": 0.5, "cSDR x0.5": 0.5, "uSDR x2": 2.0}  # prediction 07.P: key -> a
+
+
+@register("07.P")
+def check_prediction(answer: dict, observed: dict | None = None) -> None:
+    """``answer`` maps each key of :data:`FACTORS` to a predicted SDR in dB, right to 0.5 dB.
+
+    The estimate ``a * s`` leaves the error ``(a - 1) s``, so every SDR of it, global or per
+    frame, is ``-20 log10 |1 - a|`` whatever the music. ``observed`` (optional) holds the
+    run's values under the same keys (mean over the stems), quoted in the message.
+    """
+    if not isinstance(answer, dict) or set(answer) != set(FACTORS):
+        raise CheckFailed(
+            f"prediction 07.P: PREDICTION should be a dict with the keys {sorted(FACTORS)}, "
+            "each a number of dB"
+        )
+    for key, factor in FACTORS.items():
+        truth = -20 * math.log10(abs(1 - factor))
+        try:
+            said = float(answer[key])
+        except (TypeError, ValueError):
+            raise CheckFailed(f"prediction 07.P: {key} should be a number of dB") from None
+        if not abs(said - truth) <= 0.5:
+            run = f" (the run: {float(observed[key]):.2f} dB)" if observed else ""
+            raise wrong_prediction(
+                "07.P", f"you said {key} is {said:.2f} dB; it is {truth:.2f} dB{run}"
+            )

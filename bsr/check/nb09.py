@@ -6,6 +6,9 @@
 * 09.2 ``karaoke(mixture, stems)``: the accompaniment as the mixture minus the estimated
   vocals, with the slip of summing the other estimated stems named (that drops whatever the
   model put in no stem at all).
+* 09.P (the prediction): how many times longer separating a minute takes than a quarter of
+  it, against the ratio the run measured (to within a quarter; the quadratic guess, 16, is
+  four times off).
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from bsr.audio import excerpt as library_excerpt
-from bsr.check import CheckFailed, expect, expect_close, register
+from bsr.check import CheckFailed, expect, expect_close, register, wrong_prediction
 
 CASES = [  # (seconds, start, what the case is about)
     (2.0, None, "2 s from the middle of a 10 s song"),
@@ -74,3 +77,28 @@ def check_karaoke(karaoke) -> None:
             "exercise 09.2: the sign is upside down: mixture - vocals, not the reverse"
         )
     expect_close(got, mixture - stems["vocals"], "exercise 09.2: karaoke(mixture, stems)")
+
+
+@register("09.P")
+def check_prediction(answer: float, observed: float | None = None) -> None:
+    """``answer``: the predicted time of 60 s over the time of 15 s. ``observed``: the ratio
+    the run measured (None: the linear law's 4, for tests). Right to within a quarter."""
+    try:
+        said = float(answer)
+    except (TypeError, ValueError):
+        raise CheckFailed(
+            f"prediction 09.P: PREDICTION should be a number (how many times longer), not "
+            f"{answer!r}"
+        ) from None
+    if observed is None:
+        observed = 4.0
+    if not isinstance(observed, (int, float)) or not observed > 0:
+        raise CheckFailed(
+            f"prediction 09.P: observed should be the measured ratio, not {observed!r}"
+        )
+    if not 0.75 <= said / observed <= 4 / 3:
+        raise wrong_prediction(
+            "09.P",
+            f"you said the minute takes {said:g} times as long as the quarter; the run measured "
+            f"{observed:.1f} times",
+        )
