@@ -64,3 +64,19 @@ def test_each_notebooks_parts_add_up_to_its_learner_time():
     homework = re.search(r"Notebook (\d\d) is homework \((\d+) min\)", INSTRUCTORS)
     given[homework.group(1)] = given.get(homework.group(1), 0) + int(homework.group(2))
     assert given == learner
+
+
+def test_every_exercise_named_exists_and_the_grading_table_weighs_each_once():
+    import bsr.check
+
+    bsr.check._load_all()
+    exercises = {name for name in bsr.check.EXERCISES if not name.endswith(".P")}
+    named = set(re.findall(r"\b0\d\.\d+\b", INSTRUCTORS))
+    assert named <= exercises, (
+        f"INSTRUCTORS.md names exercises that do not exist: {named - exercises}"
+    )
+    weights = table(INSTRUCTORS, "kind", "points")
+    listed = [e for row in weights for e in re.findall(r"\b0\d\.\d+\b", row["examples"])]
+    assert sorted(listed) == sorted(exercises), (
+        "the grading weights should list every exercise once"
+    )
