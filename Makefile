@@ -31,6 +31,7 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -e ".[dev]"
 	$(PY) -m bsr.ffmpeg $(BIN)
 	@touch $(STAMP)
+	@echo "bsr is installed in $(ENV): activate it in every new shell (README, A first look), or call $(BIN)/bsr"
 
 lint: $(STAMP)
 	$(PY) -m ruff check bsr book tests notebooks

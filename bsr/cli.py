@@ -61,8 +61,16 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     print(f"device: {device}")
     for line in describe():
         print(line)
+    in_shell = {name: shutil.which(name) for name in ("ffmpeg", "ffprobe")}  # before bsr adds
     ensure_ffmpeg()
     print(f"ffmpeg: {shutil.which('ffmpeg')}, ffprobe: {shutil.which('ffprobe')}")
+    if not all(in_shell.values()):
+        activate = Path(sys.prefix) / "bin" / "activate"  # a venv's; conda has its own command
+        how = f"source {activate}" if activate.is_file() else f"conda activate {sys.prefix}"
+        print(
+            "  not on your shell's PATH: bsr adds them for itself, but to run ffmpeg or musdb "
+            f"yourself, activate the environment ({how})"
+        )
     return 0
 
 
@@ -140,6 +148,8 @@ def cmd_separate(args: argparse.Namespace) -> int:
     if args.config is not None:
         for note in config_notes(args.config):  # speed-only keys bsr accepts and ignores
             print(f"bsr: note: {note}", file=sys.stderr)
+    if str(args.checkpoint) == "course":
+        print("model: course, the course model shipped with bsr (--checkpoint picks another)")
     model = load_model(args.checkpoint, config=args.config, device=pick_device(args.device))
     if model.separation_defaults and args.window is None:
         from bsr.separate import window_and_hop
@@ -157,8 +167,11 @@ def cmd_separate(args: argparse.Namespace) -> int:
         shape=args.window_shape,
         batch_size=args.batch_size,
         progress=True,
+        stems=args.stems,
     )
-    print(f"wrote {len(written)} files to {args.out}")
+    for folder in dict.fromkeys(path.parent for path in written):  # each song's, in order
+        names = ", ".join(path.name for path in written if path.parent == folder)
+        print(f"wrote {names} to {folder}/")
     return 0
 
 
@@ -277,8 +290,12 @@ def parsers(parser: argparse.ArgumentParser):
 
 
 def _add_info(sub) -> None:
+    from bsr.config import list_presets
+
     p = sub.add_parser("info", help="show a preset's config and parameter count")
-    p.add_argument("preset", help="preset name (e.g. paper-l6) or path to a YAML config")
+    p.add_argument(
+        "preset", help=f"a preset ({', '.join(list_presets())}) or the path of a YAML config"
+    )
     p.set_defaults(func=cmd_info)
 
 
@@ -311,8 +328,8 @@ def _add_data(sub) -> None:
     p = data.add_parser("synth", help="write a generated practice set (MUSDB18HQ layout)")
     p.add_argument(
         "--out", type=Path, default=course_folder("data", "practice"),
-        help="the practice set's folder (default: the course folder's data/practice, where "
-        "the notebooks look)",
+        help="the practice set's folder (default: the course folder's data/practice; the "
+        "notebooks use a set only if it has their settings, else make theirs beside it)",
     )  # fmt: skip
     p.add_argument("--songs", type=int, default=6, help="how many songs (a third go to test)")
     p.add_argument("--seconds", type=float, default=20.0, help="length of every song")
@@ -375,14 +392,20 @@ def _add_train(sub) -> None:
     p.set_defaults(func=cmd_train)
 
 
+def stem_list(text: str) -> list[str]:
+    """``--stems vocals,accompaniment`` -> ``["vocals", "accompaniment"]``."""
+    return [name.strip() for name in text.split(",") if name.strip()]
+
+
 def _add_separate(sub) -> None:
     from bsr.separate import WINDOW_SHAPES
 
     p = sub.add_parser("separate", help="separate audio files into stems")
     p.add_argument("files", nargs="+", type=Path, help="audio files (any length, rate, channels)")
     p.add_argument(
-        "--checkpoint", required=True, type=Path,
-        help="a model file, a shipped model (course) or a name from `bsr pretrained list`",
+        "--checkpoint", type=Path, default=Path("course"),
+        help="a model file, a shipped model (course, course-norope) or a name from `bsr "
+        "pretrained list` (default: course, the course model shipped with bsr)",
     )  # fmt: skip
     p.add_argument(
         "--config", default=None,
@@ -390,6 +413,11 @@ def _add_separate(sub) -> None:
     )  # fmt: skip
     p.add_argument("--out", required=True, type=Path, help="folder for the stems")
     p.add_argument("--force", action="store_true", help="overwrite existing stem files")
+    p.add_argument(
+        "--stems", type=stem_list, default=None,
+        help="comma-separated stems to write (default: all of the model's); accompaniment is "
+        "everything but the vocals (karaoke): --stems vocals,accompaniment",
+    )  # fmt: skip
     p.add_argument(
         "--window", type=float, default=None,
         help="window length in seconds (default: the community YAML's audio.chunk_size, else 8)",
@@ -456,6 +484,8 @@ def _add_pretrained(sub) -> None:
 
 
 def _add_course(sub) -> None:
+    from bsr.home import course_folder
+
     course = sub.add_parser("course", help="course tooling for instructors")
     actions = course.add_subparsers(dest="course_command", metavar="ACTION", required=True)
     p = actions.add_parser("student", help="write student versions (solutions replaced by stubs)")
@@ -470,10 +500,14 @@ def _add_course(sub) -> None:
     )
     p.add_argument("run_dir", type=Path, help="the folder `bsr train --out` wrote")
     p.add_argument("--name", required=True, help="the model's name, e.g. course")
-    p.add_argument("--out", type=Path, default=Path("bsr/weights"), help="where the card goes")
     p.add_argument(
-        "--sets", type=Path, default=Path("data/card"), help="where the scoring songs are made"
-    )
+        "--out", type=Path, default=course_folder("models"),
+        help="where the weights and card go (default: the course folder's models/)",
+    )  # fmt: skip
+    p.add_argument(
+        "--sets", type=Path, default=course_folder("data", "card"),
+        help="where the scoring songs are made (default: the course folder's data/card)",
+    )  # fmt: skip
     p.add_argument("--data", required=True, help="one line: what the model was trained on")
     p.add_argument(
         "--command", action="append", default=[],

@@ -1,14 +1,17 @@
 """``bsr demo`` / ``make demo``: the whole path on the embedded data, in minutes on a CPU.
 
-1. data: the generated practice set (``data/practice``, made if absent) and the real
-   MUSDB18 excerpts (``data/examples``);
+1. data: a generated practice set of its own (``runs/demo/practice``) and the real MUSDB18
+   excerpts (``runs/demo/examples``: Falcon 69 always, 80s Rock when the shared MUSDB18
+   sample is there), so that the demo never changes what the notebooks and the README's
+   pipeline find in their folders;
 2. train the ``small`` preset for a fixed, seeded number of steps (:data:`DEMO_STEPS`)
    on the practice set (GPU if present), so two runs give the same tables;
 3. separate the practice test songs and the real excerpts, with the demo model and with
    the shipped course model (``bsr.load_model("course")``), when its weights are there;
 4. evaluate with museval (cSDR) and uSDR, next to baselines (the mixture as estimate,
    the best constant gain) and oracle masks on the same songs (:data:`BASELINES`);
-5. write ``runs/demo/model.pt`` and ``runs/demo/report.md`` with PNG figures.
+5. write ``runs/demo/model.pt`` and ``runs/demo/report.md`` with PNG figures: the loss
+   curve and every stem's spectrograms (reference, estimate, error) on one dB scale.
 
 Every stage starts with a one-line header; training shows a progress bar over the steps,
 separation and evaluation one line per song.
@@ -29,6 +32,7 @@ DEMO_STEPS = 500
 not depend on the machine's speed. On a quiet two-core CPU the ``small`` preset trains about
 two steps a second: ~4 minutes, which leaves the whole demo (with the evaluation of both
 models next to the baselines and oracles) within about ten minutes."""
+STEM_ORDER = ("vocals", "drums", "bass", "other")  # MUSDB18's, as notebook 07 shows them
 COURSE = "course"  # the shipped model the report compares with (bsr/weights/course.pt)
 STAGES = 4
 
@@ -41,20 +45,45 @@ def stage(number: int, text: str) -> None:
 def prepare_data(
     root: Path, songs: int, seconds: float, seed: int, with_examples: bool = True
 ) -> tuple[Path, Path]:
-    """The practice set and the real examples under ``root``, made when absent."""
-    from bsr.data.examples import write_examples
-    from bsr.data.synth import write_practice_set
+    """The practice set of exactly these settings and the real examples under ``root``.
 
-    practice, examples = root / "practice", root / "examples"
-    if not (practice / "train").is_dir():
-        print(f"  writing the practice set ({songs} songs x {seconds:g} s) to {practice}")
-        write_practice_set(practice, songs, seconds, seed)
-    else:
-        print(f"  using the practice set in {practice}")
+    A practice set made with other settings is never reused (nor touched):
+    :func:`bsr.coursedata.ensure_practice_set` makes this one beside it.
+    """
+    from bsr.coursedata import ensure_practice_set
+    from bsr.data.examples import write_examples
+
+    practice = ensure_practice_set(root, songs, seconds, seed, indent="  ")
+    examples = root / "examples"
     if with_examples and not (examples / "test").is_dir():
         print(f"  writing the real MUSDB18 excerpts to {examples}")
         write_examples(examples)
+    if with_examples:
+        print(f"  {describe_examples(examples)}")
     return practice, examples
+
+
+def excerpt_names(examples: Path) -> list[tuple[str, str]]:
+    """``[(subset, song), ...]``: the real excerpts in ``examples``, test split first."""
+    return [(subset, song.name) for subset in ("test", "train") if (examples / subset).is_dir()
+            for song in sorted(p for p in (examples / subset).iterdir() if p.is_dir())]  # fmt: skip
+
+
+def describe_examples(examples: Path) -> str:
+    """How many real excerpts there are and which; where one is missing, why."""
+    from bsr.data.examples import ROCK, ROCK_IN_SHARED, default_shared
+
+    names = excerpt_names(examples)
+    line = f"real MUSDB18 excerpts: {len(names)} (" + "; ".join(
+        f"{subset}: {song}" for subset, song in names
+    ) + ")"  # fmt: skip
+    if all(song != ROCK for _, song in names):
+        line += (
+            f"; {ROCK} is left out: it comes from the shared MUSDB18 sample "
+            f"({default_shared() / ROCK_IN_SHARED.parent.parent}), which is not here "
+            "(set BSR_SHARED to a folder holding data/musdb18-7s-sample to add it)"
+        )
+    return line
 
 
 def fresh_run_dir(out: Path) -> None:
@@ -79,13 +108,18 @@ def load_course(name: str = COURSE, device=None):
     return model, card
 
 
+def plural(count: int, noun: str) -> str:
+    """``plural(1, "song") == "1 song"``, ``plural(3, "song") == "3 songs"``."""
+    return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
 def song_count(data: Path, subset: str) -> int:
     return sum(1 for p in (data / subset).iterdir() if p.is_dir())
 
 
 def run(
     preset: str = "small",
-    data_root: str | Path = "data",
+    data_root: str | Path | None = None,
     out: str | Path = "runs/demo",
     steps: int = DEMO_STEPS,
     songs: int = 9,
@@ -98,7 +132,8 @@ def run(
     """Run the demo; returns the path of the report.
 
     Trains exactly ``steps`` steps (seeded by the preset's ``train.seed``; the data are
-    generated from ``seed``), so running it twice gives the same tables. ``course`` names
+    generated from ``seed``), so running it twice gives the same tables. The data go to
+    ``data_root`` (default: ``out`` itself, made afresh with the run). ``course`` names
     the shipped model to compare with (``None``: leave it out).
     """
     from bsr.plots import plot_run
@@ -109,12 +144,15 @@ def run(
     started = time.perf_counter()
     timings: dict[str, float] = {}
     out = Path(out)
+    fresh_run_dir(out)
+    data_root = out if data_root is None else Path(data_root)
     stage(1, f"data: the practice set and the real excerpts under {data_root}")
-    practice, examples = prepare_data(Path(data_root), songs, seconds, seed, with_examples)
-    example_subsets = [s for s in ("test", "train") if with_examples and (examples / s).is_dir()]
+    practice, examples = prepare_data(data_root, songs, seconds, seed, with_examples)
+    sets = [(practice, "test", "practice")]
+    if with_examples:
+        sets += [(examples, s, "examples") for s in ("test", "train") if (examples / s).is_dir()]
     timings["data"] = time.perf_counter() - started
 
-    fresh_run_dir(out)
     tick = time.perf_counter()
     stage(2, f"training: {steps} steps of the {preset} preset on the practice set")
     run_state = train(preset, practice, out / "train", steps=steps)
@@ -123,10 +161,10 @@ def run(
     shutil.copy(out / "train" / "model.pt", out / "model.pt")
 
     tick = time.perf_counter()
-    sets = [(practice, "test", "practice")] + [(examples, s, "examples") for s in example_subsets]
     n_practice = song_count(practice, "test")
-    n_real = sum(song_count(data, subset) for data, subset, _ in sets[1:])
-    stage(3, f"separation: {n_practice} practice test songs and {n_real} real excerpts")
+    n_real = len(excerpt_names(examples)) if with_examples else 0
+    stage(3, f"separation: {plural(n_practice, 'practice test song')} and "
+             f"{plural(n_real, 'real excerpt')}")  # fmt: skip
     course_model = load_course(course, next(model.parameters()).device) if course else None
     models = {"demo model": (model, out / "estimates")}
     if course_model is not None:
@@ -135,13 +173,15 @@ def run(
     timings["separation"] = time.perf_counter() - tick
 
     tick = time.perf_counter()
-    stage(4, f"evaluation: museval cSDR and uSDR, with {len(baselines)} baselines and oracles")
+    stage(4, f"evaluation: museval cSDR and uSDR, beside {', '.join(baselines)}")
     results, course_results = evaluate_sets(out, sets, baselines, course_model is not None)
     timings["evaluation"] = time.perf_counter() - tick
 
-    figures = [plot_run(out / "train", out / "loss.png")]
-    figures.append(spectrogram_figure(practice, out / "estimates" / "practice",
-                                      out / "spectrograms.png"))  # fmt: skip
+    figures = figure_captions(
+        plot_run(out / "train", out / "loss.png"),
+        spectrogram_figure(practice, out / "estimates" / "practice", out / "spectrograms.png"),
+        out / "train",
+    )
     timings["total"] = time.perf_counter() - started
     course_card = None if course_model is None else course_model[1]
     report = write_report(
@@ -161,11 +201,12 @@ def separate_sets(models: dict, sets: list[tuple[Path, str, str]]) -> None:
             separate_folder(separator, data, subset, root / name)
 
 
-def set_title(name: str, subset: str) -> str:
+def set_title(data: Path, name: str, subset: str) -> str:
     """How the report names a set of songs."""
     if name == "practice":
         return "practice set, test songs"
-    return f"real MUSDB18 excerpt{'s' if subset == 'test' else ''} ({subset} split)"
+    songs = sum(1 for p in (data / subset).iterdir() if p.is_dir())
+    return f"real MUSDB18 excerpt{'' if songs == 1 else 's'} ({subset} split)"
 
 
 def evaluate_sets(out: Path, sets, baselines, with_course: bool) -> tuple[dict, dict]:
@@ -175,7 +216,7 @@ def evaluate_sets(out: Path, sets, baselines, with_course: bool) -> tuple[dict, 
 
     results, course_results = {}, {}
     for data, subset, name in sets:
-        title = set_title(name, subset)
+        title = set_title(data, name, subset)
         scores = out / "scores" / (name if name == "practice" else f"{name}-{subset}")
         print(f"  {title}: the demo model, baselines and oracles")
         results[title] = evaluate_folder(
@@ -192,16 +233,40 @@ def evaluate_sets(out: Path, sets, baselines, with_course: bool) -> tuple[dict, 
 
 
 def spectrogram_figure(data: Path, estimates: Path, path: Path) -> Path:
-    """Mixture, estimated and true vocals of the first practice test song."""
-    from bsr.plots import plot_spectrograms
+    """Every stem of the first practice test song: reference, estimate and error, one dB scale.
+
+    Notebook 07's figure (:func:`bsr.plots.error_spectrograms`): log frequency, one colour
+    scale with its colour bar for all panels, silence at the floor of the scale.
+    """
+    from bsr.plots import error_spectrograms
     from bsr.separate import read_audio
 
     song = sorted(p for p in (data / "test").iterdir() if p.is_dir())[0]
-    mixture, rate = read_audio(song / "mixture.wav")
-    estimate, _ = read_audio(estimates / "test" / song.name / "vocals.wav")
-    reference, _ = read_audio(song / "vocals.wav")
-    signals = {"mixture": mixture, "vocals: estimate": estimate, "vocals: reference": reference}
-    return plot_spectrograms(signals, rate, path, title=song.name)
+    separated = {p.stem for p in (estimates / "test" / song.name).glob("*.wav")}
+    order = [s for s in STEM_ORDER if s in separated and (song / f"{s}.wav").is_file()]
+    references = {s: read_audio(song / f"{s}.wav")[0] for s in order}
+    found = {s: read_audio(estimates / "test" / song.name / f"{s}.wav") for s in order}
+    estimates_audio = {s: audio for s, (audio, _) in found.items()}
+    rate = next(iter(found.values()))[1]
+    fig = error_spectrograms(references, estimates_audio, rate)
+    fig.suptitle(f"{song.name}: every stem, true (reference), separated by the demo model "
+                 "(estimate) and their difference (error)")  # fmt: skip
+    fig.savefig(path, dpi=90)
+    return Path(path)
+
+
+def figure_captions(loss: Path, spectrograms: Path, run_dir: Path) -> list[tuple[Path, str]]:
+    """The report's figures, each with the caption that says what it shows."""
+    from bsr.plots import loss_terms, read_metrics
+
+    _, terms = loss_terms(read_metrics(run_dir))
+    return [
+        (loss, f"Left, the training loss: {terms}. Faint: every step; bold: a running mean. "
+               "Right, the validation uSDR of the EMA weights."),  # fmt: skip
+        (spectrograms, "Every stem of the first practice test song: the true stem, the demo "
+                       "model's estimate and their difference, on one dB scale (colour bar) "
+                       "with a log frequency axis; silence sits at the floor of the scale."),
+    ]  # fmt: skip
 
 
 def mean_usdr(result, stems) -> float:
@@ -309,7 +374,11 @@ def write_report(
     lines += [
         "## Figures",
         "",
-        *[f"![{p.stem}]({p.name})" for p in figures],
+        *[
+            line
+            for path, caption in figures
+            for line in (f"![{path.stem}]({path.name})", "", f"*{caption}*", "")
+        ],
         "",
         "## What this model is not",
         "",
@@ -317,8 +386,9 @@ def write_report(
         "generated practice songs. It is not the paper's model: BS-RoFormer L=6 (72.2M "
         "parameters), trained on MUSDB18HQ alone, reaches 9.80 dB average cSDR on the "
         "MUSDB18HQ test set (vocals 10.66, bass 11.31, drums 9.49, other 7.73); the L=12 "
-        "SDX23 system, trained with 500 extra songs, reaches 11.99 dB. For compute the paper "
-        "reports 16 V100 GPUs for about a week for the L=6 model, and 16 A100-80GB GPUs for "
+        "SDX23 system, trained with 450 in-house songs more, reaches 11.99 dB. For compute the "
+        "paper reports that its L=6 models converged within a week on 16 V100 GPUs at batch "
+        "64, and 16 A100-80GB GPUs for "
         "4 weeks at batch 128 for L=12 (Lu et al., ICASSP 2024, arXiv:2309.02612). Expect "
         "this demo model to do poorly on real music: it has never heard any. "
         "`docs/reproducing.md` describes what reproducing the paper takes.",

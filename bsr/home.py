@@ -5,7 +5,9 @@ only the first has a repository around the notebooks. So nothing the notebooks o
 command line generate is put next to them. It all goes under one folder::
 
     $BSR_HOME                  (default: ~/bsr-course)
-        data/practice/         the generated practice songs (notebooks 00-08)
+        data/practice/         the generated practice songs (notebooks 00-08); a set
+                               with other settings goes beside it, named after them
+                               (data/practice-6x20s-seed7/, see bsr.coursedata)
         data/examples/         the real MUSDB18 excerpts (`bsr data example`)
         data/runs/             training runs (notebook 06)
         data/cache/            MUSDB18 roots (.stem.mp4) converted once to wav for training

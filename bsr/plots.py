@@ -1,8 +1,7 @@
 """Static figures for runs and reports (matplotlib, no display needed).
 
-* :func:`plot_run`: training loss and validation uSDR against steps, from a run's
-  ``metrics.jsonl`` (``bsr plot RUN_DIR``).
-* :func:`plot_spectrograms`: mixture, estimate and reference of one stem, side by side.
+* :func:`plot_run`: training loss (every term the preset uses, smoothed) and validation
+  uSDR against steps, from a run's ``metrics.jsonl`` (``bsr plot RUN_DIR``).
 * :func:`error_spectrograms`: reference, estimate and error of every stem, one dB scale;
   :func:`stem_spectrograms`: a mixture and its stems, one dB scale.
 """
@@ -40,55 +39,74 @@ def read_metrics(run_dir: str | Path) -> list[dict]:
     return records
 
 
+def loss_terms(records: list[dict]) -> tuple[list[tuple[str, str]], str]:
+    """The loss terms a run logged, ``[(metrics key, label), ...]``, and a caption naming them.
+
+    Read from the run's start record (its ``train.stft_loss_windows``), else from the logged
+    values: a preset without STFT windows logs ``stft_l1 = 0`` and a total equal to the
+    waveform L1, so one line is drawn for the two, and the caption says why.
+    """
+    start = next((r for r in records if r.get("event") == "start"), {})
+    config = start.get("config", {})
+    windows = config.get("train", {}).get("stft_loss_windows")
+    if windows is None:  # an older log without a start record: ask the values
+        windows = [None] if any(r.get("stft_l1") for r in records) else []
+    preset = f"preset `{config['name']}`" if "name" in config else "this run"
+    if not windows:
+        caption = (f"{preset}: the loss is the waveform L1 alone (train.stft_loss_windows is "
+                   "empty), so the total and the waveform L1 are one line")  # fmt: skip
+        return [("loss", "total = waveform L1")], caption
+    sizes = ", ".join(str(w) for w in windows if w is not None)
+    resolutions = f"{len(windows)} resolutions ({sizes})" if sizes else "several resolutions"
+    caption = f"{preset}: total = waveform L1 + STFT L1 at {resolutions}"
+    terms = [("loss", "total"), ("waveform_l1", "waveform L1"), ("stft_l1", "STFT L1")]
+    return terms, caption
+
+
+def smooth(values: list[float], span: int) -> np.ndarray:
+    """Mean of each value and the ``span - 1`` before it (fewer at the start): the trend
+    under the step-to-step noise of random-mix batches, without shifting its start."""
+    x = np.asarray(values, dtype=float)
+    sums = np.cumsum(np.concatenate([[0.0], x]))
+    first = np.maximum(np.arange(len(x)) + 1 - span, 0)
+    return (sums[1:] - sums[first]) / (np.arange(len(x)) + 1 - first)
+
+
 def plot_run(run_dir: str | Path, out: str | Path | None = None) -> Path:
-    """Loss and validation-uSDR curves of a run; writes and returns ``RUN_DIR/curves.png``."""
+    """Loss and validation-uSDR curves of a run; writes and returns ``RUN_DIR/curves.png``.
+
+    Every loss term the run has is one line: each step faint, its running mean bold; the
+    caption under the figure says which terms the preset's loss uses.
+    """
     records = read_metrics(run_dir)
     steps = [r for r in records if r.get("event") == "step"]
     valid = [r for r in records if r.get("event") == "valid"]
     if not steps:
         raise BsrError(f"{run_dir} has no training steps logged yet: train first")
     plt = _pyplot()
-    fig, (ax_loss, ax_sdr) = plt.subplots(1, 2, figsize=(11, 4))
+    fig, (ax_loss, ax_sdr) = plt.subplots(1, 2, figsize=(11, 4.3), layout="constrained")
     x = [r["step"] for r in steps]
-    for key, label in (("loss", "total"), ("waveform_l1", "waveform L1"), ("stft_l1", "STFT L1")):
+    span = max(1, len(steps) // 20)
+    terms, caption = loss_terms(records)
+    for key, label in terms:
         values = [r[key] for r in steps]
-        if any(values):  # a term switched off (e.g. no STFT windows) has nothing to draw
-            ax_loss.plot(x, values, label=label, linewidth=1)
+        (line,) = ax_loss.plot(x, values, linewidth=0.6, alpha=0.3)
+        ax_loss.plot(x, smooth(values, span), color=line.get_color(), linewidth=1.8, label=label)
     ax_loss.set(xlabel="step", ylabel="loss", yscale="log", title="training loss")
-    ax_loss.legend()
+    ax_loss.legend(title=f"bold: mean of {span} steps" if span > 1 else None)
     if valid:
         vx = [r["step"] for r in valid]
         for stem in valid[0]["usdr"]:
             ax_sdr.plot(vx, [r["usdr"][stem] for r in valid], marker="o", label=stem)
-        ax_sdr.plot(vx, [r["usdr_mean"] for r in valid], "k--", label="mean")
+        ax_sdr.plot(vx, [r["usdr_mean"] for r in valid], "k--", marker="s", label="mean")
         ax_sdr.legend()
+    ax_sdr.set_xlim(ax_loss.get_xlim())  # the same steps as the loss, even with one point
     ax_sdr.set(xlabel="step", ylabel="uSDR (dB)", title="validation uSDR (EMA weights)")
-    fig.tight_layout()
+    fig.supxlabel(caption + "; faint: every step", fontsize=9)
     out = Path(out) if out else Path(run_dir) / "curves.png"
     fig.savefig(out, dpi=110)
     plt.close(fig)
     return out
-
-
-def plot_spectrograms(
-    signals: dict[str, np.ndarray], sample_rate: int, out: str | Path, title: str = ""
-) -> Path:
-    """Log-magnitude spectrograms of named ``(channels, samples)`` signals in one row."""
-    plt = _pyplot()
-    fig, axes = plt.subplots(1, len(signals), figsize=(4 * len(signals), 3.2), sharey=True)
-    axes = np.atleast_1d(axes)
-    for ax, (name, audio) in zip(axes, signals.items()):
-        mono = np.asarray(audio, dtype=np.float32).reshape(-1, np.shape(audio)[-1]).mean(0)
-        with np.errstate(divide="ignore"):  # digital silence is -inf dB: drawn as the floor
-            ax.specgram(mono, NFFT=2048, Fs=sample_rate, noverlap=1536, cmap="magma", vmin=-120)
-        ax.set(title=name, xlabel="time (s)")
-    axes[0].set_ylabel("frequency (Hz)")
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    fig.savefig(out, dpi=100)
-    plt.close(fig)
-    return Path(out)
 
 
 def _db(audio: np.ndarray, n_fft: int, hop: int) -> np.ndarray:

@@ -27,6 +27,7 @@ import torch
 
 from bsr.audio import check_audio, probe_audio, read_audio, write_stems  # read_audio: re-export
 from bsr.errors import BsrError
+from bsr.stems import check_stems, pick_stems
 
 WINDOW_SHAPES = ("hann", "triangle", "rectangle")
 """How overlap-add weights each window: the shapes :func:`chunk_weights` knows."""
@@ -183,6 +184,7 @@ def separate(
     shape: str = "hann",
     batch_size: int = 4,
     progress: bool = False,
+    stems: list[str] | None = None,
 ) -> dict[str, np.ndarray]:
     """Separate one song; returns ``{stem: (channels, samples)}`` at ``sample_rate``.
 
@@ -193,12 +195,14 @@ def separate(
     averaged back; a stereo song through a mono model one channel at a time).
     ``window_seconds`` / ``hop_seconds`` default to the model's own windows (see
     :func:`window_and_hop`); ``shape`` is how overlap-add weights each window (one of
-    :data:`WINDOW_SHAPES`). Memory: the input, the stems (returned as views of one
-    ``(stems, channels, samples)`` array when no resampling is needed), a weight sum and
-    one batch of windows.
+    :data:`WINDOW_SHAPES`). ``stems`` picks and orders the stems returned (default: the
+    model's), ``"accompaniment"`` among them (:func:`bsr.stems.pick_stems`). Memory: the
+    input, the stems (views of one ``(stems, channels, samples)`` array when no resampling
+    is needed), a weight sum and one batch of windows.
     """
     audio = as_channels_first(audio)
     check_audio(audio)
+    check_stems(stems, model.stems)
     if shape not in WINDOW_SHAPES:
         raise BsrError(f"unknown window shape {shape!r}: use one of {', '.join(WINDOW_SHAPES)}")
     if sample_rate <= 0:
@@ -226,7 +230,7 @@ def separate(
             estimate = resample(estimate, model_rate, sample_rate)
             estimate = fit_length(estimate, audio.shape[-1])
         result[name] = estimate.astype(np.float32, copy=False)
-    return result
+    return result if stems is None else pick_stems(result, stems, audio)
 
 
 def resample(audio: np.ndarray, rate: int, target: int) -> np.ndarray:
@@ -325,9 +329,10 @@ def separate_files(
 
     Everything is checked before anything is written: two inputs that would share a
     folder, stems that exist already (replaced only with ``force``; an input file never),
-    and every file's header (:func:`bsr.audio.probe_audio`: not audio, damaged, empty,
-    too short). The songs are then decoded and separated one at a time, so memory holds
-    one song, not all of them.
+    the stem names (``stems=``), every file's header (:func:`bsr.audio.probe_audio`: not
+    audio, damaged, empty, too short) and, with several files, every file's samples (NaN,
+    infinite), decoded once to check and again to separate. The songs are separated one at
+    a time, so memory holds one song, not all of them.
     """
     out = Path(out)
     if out.exists() and not out.is_dir():
@@ -342,8 +347,9 @@ def separate_files(
             )
         seen[folder] = path
     inputs = {path.resolve() for path, _ in songs}
+    check_stems(options.get("stems"), model.stems)
     for _, folder in songs:
-        targets = [folder / f"{stem}.wav" for stem in model.stems]
+        targets = [folder / f"{stem}.wav" for stem in options.get("stems") or model.stems]
         mine = [t for t in targets if t.resolve() in inputs]
         if mine:
             raise BsrError(f"{mine[0]} is one of the inputs: give another --out")
@@ -358,6 +364,11 @@ def separate_files(
             raise BsrError(f"{path} is empty (0 samples): give a file with audio in it")
         if info.frames is not None and info.reader == "soundfile":  # exact lengths only
             check_long_enough(info.frames, info.sample_rate, model)
+    if len(songs) > 1:  # a bad sample in the last song must not stop the run half-written
+        for path, _ in songs:
+            audio, rate = read_audio(path)  # refuses NaN and infinite samples
+            check_long_enough(audio.shape[-1], rate, model)
+            del audio  # read again when its turn comes: memory holds one song
     written = []
     for path, folder in songs:
         audio, rate = read_audio(path)

@@ -74,9 +74,12 @@ def _seed():
 
 @pytest.fixture
 def shared_dir() -> Path:
-    """The team's ../shared folder; tests using it skip on a user's clone without it."""
+    """The ../shared folder beside the clone (the MUSDB18 sample); tests using it skip
+    where it is absent, as on a fresh clone."""
     if not SHARED.is_dir():
-        pytest.skip(f"{SHARED} is absent (only the project's own machines have it)")
+        pytest.skip(
+            f"the MUSDB18 sample in ../shared ({SHARED}) is not present: this test needs it"
+        )
     return SHARED
 
 

@@ -44,6 +44,10 @@ def test_missing_ffmpeg_is_one_line(tmp_path):
 def test_doctor_finds_ffmpeg_and_shows_the_course_folder(tmp_path):
     import shutil
 
+    from bsr.ffmpeg import ensure_ffmpeg
+
+    ensure_ffmpeg()  # as `make test` has it: on PATH (also when pytest runs outside the venv)
+
     home = tmp_path / "my course"
     (home / "data" / "practice").mkdir(parents=True)
     (home / "data" / "practice" / "song.wav").write_bytes(b"x" * 2048)

@@ -178,7 +178,10 @@ def test_write_examples_falcon(tmp_path, ffmpeg, monkeypatch):
 def test_write_examples_80s_rock_from_shared(tmp_path, ffmpeg, monkeypatch):
     monkeypatch.delenv("BSR_SHARED", raising=False)
     if examples.find_rock_stem() is None:
-        pytest.skip(f"shared folder {examples.default_shared()} has no {examples.ROCK_IN_SHARED}")
+        pytest.skip(
+            f"the MUSDB18 sample in ../shared is not present ({examples.default_shared()} has "
+            f"no {examples.ROCK_IN_SHARED}): this test needs it"
+        )
     paths = examples.write_examples(tmp_path / "out")
     assert len(paths) == 10
     check_example_song(tmp_path / "out" / "train" / examples.ROCK, "train", examples.ROCK)

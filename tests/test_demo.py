@@ -63,7 +63,7 @@ def test_demo_stages_fixed_steps_report_and_course_model(tmp_path, capsys, fake_
     for header in (
         "[1/4] data:",
         "[2/4] training: 3 steps of the tiny preset",
-        "[3/4] separation: 1 practice test songs",
+        "[3/4] separation: 1 practice test song and 0 real excerpts",
         "[4/4] evaluation:",
     ):
         assert header in printed, header
@@ -90,7 +90,7 @@ def test_demo_stages_fixed_steps_report_and_course_model(tmp_path, capsys, fake_
         "What this model is not",
         "trained for 3 steps",
         "9.80 dB",
-        "16 V100 GPUs for about a week",
+        "converged within a week on 16 V100 GPUs at batch 64",
         "arXiv:2309.02612",
         # the course model, with its step count and hours read from its card
         "What hours of training buy: the course model",
@@ -101,6 +101,65 @@ def test_demo_stages_fixed_steps_report_and_course_model(tmp_path, capsys, fake_
         assert needle in text, needle
     assert "minutes" not in text.split("What this model is not")[1]
     assert (out / "course-estimates" / "practice" / "test").is_dir()
+
+
+def test_demo_keeps_to_its_own_folder(tmp_path, monkeypatch, capsys):
+    """The demo once filled the folders the notebooks and the README's pipeline use."""
+    from bsr.data.synth import write_practice_set
+    from bsr.home import course_folder
+
+    monkeypatch.chdir(tmp_path)
+    for folder in (Path("data/practice"), course_folder("data", "practice")):
+        write_practice_set(folder, songs=2, seconds=1.0, seed=3)
+    before = {p: p.read_bytes() for p in [*Path("data").rglob("*"),
+              *course_folder().rglob("*")] if p.is_file()}  # fmt: skip
+    out = tmp_path / "runs" / "demo"
+    run(preset="tiny", out=out, steps=1, songs=2, seconds=2.0, with_examples=False,
+        course=None, baselines=("mixture",))  # fmt: skip
+    assert (out / "practice" / "test").is_dir() and (out / "estimates" / "practice").is_dir()
+    after = {p: p.read_bytes() for p in [*Path("data").rglob("*"),
+             *course_folder().rglob("*")] if p.is_file()}  # fmt: skip
+    assert after == before  # the other folders hold exactly what they held
+    assert f"in {out / 'practice'}" in capsys.readouterr().out
+
+
+def test_the_log_says_how_many_real_excerpts_and_which(tmp_path):
+    from bsr.data.examples import FALCON, ROCK
+    from bsr.demo import describe_examples
+
+    (tmp_path / "test" / FALCON).mkdir(parents=True)
+    alone = describe_examples(tmp_path)
+    assert alone.startswith(f"real MUSDB18 excerpts: 1 (test: {FALCON})")
+    assert f"{ROCK} is left out" in alone and "musdb18-7s-sample" in alone
+    assert "BSR_SHARED" in alone
+    (tmp_path / "train" / ROCK).mkdir(parents=True)
+    both = describe_examples(tmp_path)
+    assert both == f"real MUSDB18 excerpts: 2 (test: {FALCON}; train: {ROCK})"
+
+
+def test_the_spectrograms_show_every_stem_as_notebook_07_does(tmp_path, monkeypatch):
+    import bsr.plots
+
+    drawn = []
+
+    def keep(*args, **kwargs):
+        drawn.append(real(*args, **kwargs))
+        return drawn[-1]
+
+    real = bsr.plots.error_spectrograms
+    monkeypatch.setattr(bsr.plots, "error_spectrograms", keep)
+    report = tiny_demo(tmp_path, steps=1, baselines=("mixture",))
+    (fig,) = drawn
+    panels = [ax for ax in fig.axes if ax.get_label() != "<colorbar>" and ax.get_visible()]
+    from bsr.config import load_config
+
+    stems = load_config("tiny").model.stems
+    expected = [s for s in ("vocals", "drums", "bass", "other") if s in stems]
+    assert [ax.get_title() for ax in panels[::3]] == [f"{s}: reference" for s in expected]
+    assert len(expected) > 1 and len(panels) == 3 * len(expected)
+    assert all(ax.get_yscale() == "log" for ax in panels)
+    assert any(ax.get_label() == "<colorbar>" for ax in fig.axes)
+    assert "spectrograms.png" in report.read_text()
 
 
 def test_demo_twice_gives_the_same_tables(tmp_path):
@@ -179,14 +238,14 @@ def test_reproducing_flops_table_is_what_its_script_prints(capsys):
     printed = capsys.readouterr().out.strip().splitlines()
     table = text.split("It prints:", 1)[1].strip().split("\n\n", 1)[0].splitlines()
     assert len(printed) > 10 and printed == table
-    assert "| training, one step of 128 segments | 0.993 PFLOP |" in table  # the prose's figure
+    assert "| training, one step of 64 segments | 0.496 PFLOP |" in table  # the prose's figure
 
 
-def test_reproducing_config_is_paper_l6_at_batch_128():
+def test_reproducing_config_is_paper_l6_at_the_papers_batch_of_64():
     from bsr.config import config_from_dict, load_config
 
     (block,) = fenced_blocks(REPRODUCING.read_text(), "yaml")
     config = config_from_dict(yaml.safe_load(block))
     assert config.model == load_config("paper-l6").model
-    assert config.train.batch_size * config.train.grad_accum * 8 == 128
+    assert config.train.batch_size * config.train.grad_accum * 8 == 64  # paper, Sec. 4.6
     assert config.train.segment_seconds == 8.0

@@ -71,7 +71,8 @@ def test_reproduces_museval_published_scores(shared_dir):
     sample = shared_dir / "data" / "musdb18-7s-sample"
     published = sample / f"{SAMPLE_TRACK}.museval.json"
     if not published.is_file():
-        pytest.skip(f"{published} is absent")
+        pytest.skip(f"museval's published scores ({published}) are not in ../shared: this test "
+                    "needs them")  # fmt: skip
     from bsr.ffmpeg import ensure_ffmpeg
 
     try:

@@ -62,3 +62,61 @@ def test_error_spectrograms_rows_are_reference_estimate_error():
     error = np.asarray(meshes[2].get_array())
     assert abs(error.max() - (_peak_db(reference["vocals"]) - 20)) < 0.5  # 10 % of the vocals
     assert np.asarray(meshes[5].get_array()).max() < -150  # a perfect bass: no error at all
+
+
+# --------------------------------------------------------------------------- training curves
+
+
+def write_run(folder, steps: int, stft: bool):
+    """A ``metrics.jsonl`` as ``bsr train`` writes it: a start record, then one per step."""
+    import json
+
+    rng = np.random.default_rng(0)
+    windows = [1024, 512] if stft else []
+    records = [{"event": "start", "config": {"name": "mine", "train": {
+        "stft_loss_windows": windows}}}]  # fmt: skip
+    for step in range(1, steps + 1):
+        wave = 0.05 / step**0.3 * (1 + 0.3 * rng.standard_normal())
+        spectral = 4 * wave if stft else 0.0
+        records.append({"event": "step", "step": step, "loss": wave + spectral,
+                        "waveform_l1": wave, "stft_l1": spectral})  # fmt: skip
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    return records
+
+
+def drawn_lines(monkeypatch, run_dir):
+    """The loss axes' lines and the figure's caption, kept as plot_run drew them."""
+    import matplotlib.figure
+
+    from bsr.plots import plot_run
+
+    kept = []
+    monkeypatch.setattr(matplotlib.figure.Figure, "savefig",
+                        lambda fig, *a, **k: kept.append(fig))  # fmt: skip
+    plot_run(run_dir, run_dir / "curves.png")
+    (fig,) = kept
+    return fig.axes[0].get_lines(), fig.get_supxlabel()
+
+
+def test_a_loss_without_stft_terms_is_one_line_and_the_caption_says_why(tmp_path, monkeypatch):
+    records = write_run(tmp_path, steps=200, stft=False)
+    lines, caption = drawn_lines(monkeypatch, tmp_path)
+    labels = [line.get_label() for line in lines if not line.get_label().startswith("_")]
+    assert labels == ["total = waveform L1"]  # not two legend entries for one visible line
+    assert "preset `mine`" in caption and "waveform L1 alone" in caption
+    raw, smoothed = lines  # each step faint, the running mean bold, in the same colour
+    assert raw.get_alpha() < 0.5 and raw.get_color() == smoothed.get_color()
+    losses = np.array([r["loss"] for r in records[1:]])
+    # bold: the mean of each step and the 9 before it (200 steps / 20)
+    np.testing.assert_allclose(smoothed.get_ydata()[50], losses[41:51].mean())
+    np.testing.assert_allclose(smoothed.get_ydata()[:3], np.cumsum(losses[:3]) / [1, 2, 3])
+    assert np.std(np.diff(smoothed.get_ydata())) < np.std(np.diff(losses)) / 3
+
+
+def test_a_loss_with_stft_terms_draws_each_term(tmp_path, monkeypatch):
+    write_run(tmp_path, steps=40, stft=True)
+    lines, caption = drawn_lines(monkeypatch, tmp_path)
+    labels = [line.get_label() for line in lines if not line.get_label().startswith("_")]
+    assert labels == ["total", "waveform L1", "STFT L1"]
+    assert "waveform L1 + STFT L1 at 2 resolutions (1024, 512)" in caption

@@ -91,3 +91,59 @@ def test_readme_python_api_runs_as_written(tmp_path, monkeypatch):
     exec(compile(code, "README.md", "exec"), {})
     vocals, rate = sf.read("separated/my song/vocals.wav")
     assert rate == 44100 and vocals.shape == (4 * 44100, 2) and np.abs(vocals).max() > 0
+
+
+# --------------------------------------------------------------------------- a first look
+
+FIRST_LOOK_SKIPPED = {"bsr demo", "jupyter lab student/"}  # minutes; a server that stays open
+
+
+def console_blocks(heading: str) -> list[tuple[str, list[str]]]:
+    """``(command, output lines shown under it)`` for every ``$`` line of the console blocks
+    of the README section under ``heading``, comments removed."""
+    text = (REPO / "README.md").read_text()
+    section = text.split(heading, 1)[1].split("\n## ", 1)[0]
+    commands: list[tuple[str, list[str]]] = []
+    for block in re.findall(r"```console\n(.*?)```", section, re.DOTALL):
+        for line in block.splitlines():
+            if line.startswith("$ "):
+                commands.append((line[2:].split("  #")[0].strip(), []))
+            elif line.strip() and line.strip() != "...":
+                commands[-1][1].append(line.strip())
+    return commands
+
+
+def fresh_shell(script: str, cwd, home) -> subprocess.CompletedProcess:
+    """``script`` in a new, non-login bash with a bare PATH: what a newcomer's terminal has."""
+    env = {"HOME": str(home), "PATH": "/usr/bin:/bin", "LANG": "C.UTF-8",
+           "BSR_HOME": str(home / "bsr-course"), "OMP_NUM_THREADS": "1"}  # fmt: skip
+    return subprocess.run(["bash", "--noprofile", "--norc", "-c", script], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=600)  # fmt: skip
+
+
+def test_readme_first_look_runs_in_a_fresh_shell(tmp_path):
+    """The first commands of the README, as written, in a new shell from a clone."""
+    if not (REPO / ".venv" / "bin" / "activate").is_file():
+        pytest.skip("this clone has no .venv (set up in a conda env?): the README's first "
+                    "line activates .venv, which `make setup` makes outside conda")  # fmt: skip
+    commands = console_blocks("## A first look")
+    assert commands[0][0] == "source .venv/bin/activate"
+    assert "bsr course student notebooks/ --out student/" in [c for c, _ in commands]
+    for name in (".venv", "notebooks"):  # a clone's root, without its other files
+        (tmp_path / name).symlink_to(REPO / name)
+    run = [c for c in commands if c[0] not in FIRST_LOOK_SKIPPED]
+    script = "set -e\n" + "".join(f"echo '>>> {c}'\n{c}\n" for c, _ in run)
+    result = fresh_shell(script, tmp_path, tmp_path)
+    assert result.returncode == 0, result.stdout[-1500:] + result.stderr[-1500:]
+    outputs = dict(part.split("\n", 1) for part in result.stdout.split(">>> ")[1:])
+    for command, shown in run:
+        for line in shown:  # what the README shows under a command is what it prints
+            assert line in outputs[command], f"{command}: {line!r} not printed"
+    assert (
+        "doctor" in outputs["bsr --help"]
+        and "not on your shell's PATH" not in (outputs["bsr doctor"])
+    )  # activated, ffmpeg is on the shell's PATH too
+    assert sorted((tmp_path / "student").glob("*.ipynb"))
+    # without the activation line the same shell does not know bsr: the line is needed
+    bare = fresh_shell("bsr --help", tmp_path, tmp_path)
+    assert bare.returncode == 127 and "command not found" in bare.stderr

@@ -30,7 +30,9 @@ channels, exactly like ``musdb``'s ``track.targets["vocals"].audio``.
 The public functions, all importable from here:
 
 * :func:`compose_song` -- one song's stems, ``{"vocals": (samples, 2), ...}``.
-* :func:`write_practice_set` -- a MUSDB18HQ-style folder that ``musdb`` opens.
+* :func:`write_practice_set` -- a MUSDB18HQ-style folder that ``musdb`` opens;
+  :func:`practice_settings` and :func:`holds_practice_set` tell whether a folder already
+  holds the set of given settings (its manifest, :func:`read_manifest`).
 * :func:`endless_source` and :class:`SynthStems` -- new songs forever, for training
   without a disk.
 * :func:`oracle_sdr` -- how well an ideal mask and a fixed equaliser separate a song.
@@ -44,6 +46,9 @@ from bsr.data.synth.practice_set import (
     MANIFEST,
     SynthStems,
     endless_source,
+    holds_practice_set,
+    practice_settings,
+    read_manifest,
     song_folder_name,
     song_seed,
     write_float_wav,
@@ -60,9 +65,12 @@ __all__ = [
     "benchmark",
     "compose_song",
     "endless_source",
+    "holds_practice_set",
     "mixture_of",
     "oracle_sdr",
     "plan_song",
+    "practice_settings",
+    "read_manifest",
     "sdr",
     "song_folder_name",
     "song_seed",

@@ -67,6 +67,37 @@ def write_float_wav(path: str | Path, audio: np.ndarray, sample_rate: int) -> No
     Path(path).write_bytes(b"RIFF" + struct.pack("<I", len(body)) + body)
 
 
+def practice_settings(
+    songs: int, seconds: float, seed: int, test_fraction: float = 1 / 3, sample_rate: int = 44100
+) -> dict:
+    """What a practice set's manifest records: the generator and every argument that
+    changes its songs. Two sets with equal settings hold the same bytes."""
+    return {
+        "generator": "bsr.data.synth",
+        "version": 1,
+        "songs": int(songs),
+        "seconds": float(seconds),
+        "seed": int(seed),
+        "test_fraction": float(test_fraction),
+        "sample_rate": int(sample_rate),
+    }
+
+
+def read_manifest(folder: str | Path) -> dict | None:
+    """The manifest of the practice set in ``folder``, or None where there is none."""
+    try:
+        manifest = json.loads((Path(folder) / MANIFEST).read_text())
+    except (OSError, ValueError):
+        return None
+    return manifest if isinstance(manifest, dict) else None
+
+
+def holds_practice_set(folder: str | Path, settings: dict) -> bool:
+    """Does ``folder`` hold the practice set of exactly these :func:`practice_settings`?"""
+    manifest = read_manifest(folder)
+    return manifest is not None and {k: manifest.get(k) for k in settings} == settings
+
+
 def _existing_files(out: Path) -> set[str]:
     return {p.relative_to(out).as_posix() for p in out.rglob("*") if not p.is_dir()}
 
@@ -100,15 +131,7 @@ def write_practice_set(
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise BsrError(f"{out} is a file, not a folder; choose a folder for the practice set")
-    settings = {
-        "generator": "bsr.data.synth",
-        "version": 1,
-        "songs": int(songs),
-        "seconds": float(seconds),
-        "seed": int(seed),
-        "test_fraction": float(test_fraction),
-        "sample_rate": int(sample_rate),
-    }
+    settings = practice_settings(songs, seconds, seed, test_fraction, sample_rate)
     layout = _practice_layout(int(songs), int(seed), float(test_fraction))
     wanted = {MANIFEST} | {
         f"{subset}/{name}/{stem}.wav"
@@ -138,14 +161,8 @@ def _make_room(out: Path, settings: dict, wanted: set[str], force: bool) -> None
     existing = _existing_files(out)
     if not existing:
         return
-    old = None
-    if (out / MANIFEST).is_file():
-        try:
-            old = json.loads((out / MANIFEST).read_text())
-        except (OSError, ValueError):
-            old = None
-    same = old is not None and {k: old.get(k) for k in settings} == settings
-    if same and existing <= wanted:
+    old = read_manifest(out)
+    if holds_practice_set(out, settings) and existing <= wanted:
         return  # the same practice set: rewriting gives the same bytes
     if not force:
         what = "a different practice set" if old is not None else f"{len(existing)} other files"
