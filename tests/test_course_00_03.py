@@ -282,3 +282,14 @@ def test_03_1_first_pair_not_one_misses_goal_1():
 )
 def test_03_1_slowest_turn_slips_are_named(turn, fragment):
     check_fails("03.1", (_speeds, turn), "slowest_turn(8, 10000)", fragment)
+
+
+def test_the_library_rope_inside_the_pair_is_named():
+    """A library piece handed in inside 03.1's pair is named by the watch, as one alone is."""
+    from bsr.rope import RotaryEmbedding
+
+    def slowest_turn(dim_head, theta):
+        return 2 * math.pi * theta ** ((dim_head - 2) / dim_head)
+
+    library = RotaryEmbedding(16).forward
+    check_fails("03.1", (library, slowest_turn), "RotaryEmbedding", "library")

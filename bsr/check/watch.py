@@ -201,13 +201,15 @@ def watching(names: Iterable[str], answer=None) -> Iterator[list[str]]:
     packages, :func:`with_peers`) that the learner's code calls.
 
     ``answer``, when given, is the learner's answer: if it *is* one of the watched
-    functions (``exercise("02.1", paper_band_sizes)``), the check calls it, so the list
-    starts with its name.
+    functions (``exercise("02.1", paper_band_sizes)``), or a tuple holding one (an answer
+    that pairs a function with a derived number, ``(band_mask, head_parameters)``), the
+    check calls it, so the list starts with its name.
     """
     names = with_peers(names)
     codes, builtins = targets(names)
-    handed_in = library_name(answer, codes, builtins) if answer is not None else None
-    seen: list[str] = [handed_in] if handed_in else []
+    parts = answer if isinstance(answer, tuple) else (answer,)
+    handed_in = [library_name(part, codes, builtins) for part in parts if part is not None]
+    seen: list[str] = [name for name in handed_in if name][:1]
 
     def profile(frame, event, arg):
         if event == "call":
